@@ -1,0 +1,18 @@
+"""Scheduling policies: waiting queues shared by the vLLM plug-in and the simulator."""
+
+from llmsched.policies.base import PolicyQueue, RequestView, identity_view
+from llmsched.policies.fcfs import FCFSQueue
+from llmsched.policies.registry import POLICIES, make_policy
+from llmsched.policies.sjf import OracleSJFQueue, PromptLengthSJFQueue, ScoreSJFQueue
+
+__all__ = [
+    "POLICIES",
+    "FCFSQueue",
+    "OracleSJFQueue",
+    "PolicyQueue",
+    "PromptLengthSJFQueue",
+    "RequestView",
+    "ScoreSJFQueue",
+    "identity_view",
+    "make_policy",
+]

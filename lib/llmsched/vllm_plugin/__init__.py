@@ -1,0 +1,23 @@
+"""The thin vLLM adapter: scheduler classes for vLLM's `scheduler_cls` hook.
+
+Importing this package imports vLLM; the rest of llmsched does not need it.
+"""
+
+from llmsched.vllm_plugin.scheduler import (
+    AsyncPolicyScheduler,
+    PolicyScheduler,
+    PolicySpec,
+    vllm_request_view,
+)
+
+SCHEDULER_CLS = "llmsched.vllm_plugin.PolicyScheduler"
+ASYNC_SCHEDULER_CLS = "llmsched.vllm_plugin.AsyncPolicyScheduler"
+
+__all__ = [
+    "ASYNC_SCHEDULER_CLS",
+    "SCHEDULER_CLS",
+    "AsyncPolicyScheduler",
+    "PolicyScheduler",
+    "PolicySpec",
+    "vllm_request_view",
+]

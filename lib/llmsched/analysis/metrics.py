@@ -1,0 +1,176 @@
+"""Latency, throughput and SLO metrics over per-request records (schema: `llmsched.serving.records`).
+
+Per request (only status == "ok" rows get values; every other row is NaN):
+    ttft                = first_token - arrival
+    e2e                 = last_token - arrival
+    queue_delay         = scheduled - arrival
+    tpot                = (last_token - first_token) / (output_tokens - 1)     NaN when output_tokens <= 1
+    normalized_latency  = e2e / output_tokens                                  NaN when output_tokens == 0
+
+Per run (`summarize`):
+    n_requests, n_ok, n_failed, n_rejected, n_timeout   row counts by status
+    {m}_mean, {m}_p50, {m}_p90, {m}_p99                 for m in ttft, tpot, e2e, normalized_latency; over ok
+                                                        rows with a defined value (linear-interpolated
+                                                        percentiles); NaN when there is none
+    queue_delay_max         worst queue_delay of an ok request
+    makespan                max(last_token of ok) - min(arrival of every request that reached the engine,
+                            i.e. status != "rejected")
+    request_throughput      n_ok / makespan
+    token_throughput        sum(output_tokens of ok) / makespan
+    total_token_throughput  sum(prompt_tokens + output_tokens of ok) / makespan
+    goodput                 (ok requests meeting every threshold of the SLO) / makespan
+    slo_attainment          (ok requests meeting every threshold of the SLO) / n_requests; failed, rejected
+                            and timed-out requests count as misses; NaN when n_requests == 0
+Throughputs are 0 when makespan is not a positive number (no ok request, empty frame).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+
+import numpy as np
+import pandas as pd
+
+from llmsched.serving.records import FAILED, OK, REJECTED, STATUSES, TIMEOUT
+
+REQUIRED_COLUMNS = (
+    "status",
+    "prompt_tokens",
+    "output_tokens",
+    "arrival",
+    "scheduled",
+    "first_token",
+    "last_token",
+)
+LATENCY_METRICS = ("ttft", "tpot", "e2e", "normalized_latency")
+PERCENTILES = (50, 90, 99)
+SUMMARY_COLUMNS = [
+    "n_requests", "n_ok", "n_failed", "n_rejected", "n_timeout",
+    *[f"{m}_{s}" for m in LATENCY_METRICS for s in ("mean", *(f"p{p}" for p in PERCENTILES))],
+    "queue_delay_max", "makespan", "request_throughput", "token_throughput", "total_token_throughput",
+    "goodput", "slo_attainment",
+]  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class SLO:
+    """Per-request latency thresholds in seconds; None leaves that metric unconstrained.
+
+    A request meets the SLO when it is ok and each set metric is <= its threshold. A metric undefined by
+    construction (tpot with <= 1 output token, normalized_latency with 0 output tokens) is met vacuously; an
+    ok request missing a timestamp (NaN ttft or e2e) misses. With no threshold set every ok request meets it.
+    """
+
+    ttft: float | None = None
+    tpot: float | None = None
+    e2e: float | None = None
+    normalized_latency: float | None = None
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if v is None:
+                continue
+            ok = isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
+            if not ok or not math.isfinite(v) or v <= 0:
+                raise ValueError(f"SLO.{f.name} must be positive finite seconds or None, got {v!r}")
+
+    def thresholds(self) -> dict[str, float]:
+        """The set thresholds, metric name -> seconds."""
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        return {k: float(v) for k, v in values.items() if v is not None}
+
+
+def _check(df: pd.DataFrame) -> None:
+    missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
+    if missing:
+        raise ValueError(f"request frame is missing required column(s) {missing}; has {list(df.columns)}")
+    bad = sorted(set(df["status"].astype(str)) - set(STATUSES))
+    if bad:
+        raise ValueError(f"unknown status value(s) {bad}; expected one of {STATUSES}")
+
+
+def per_request(df: pd.DataFrame) -> pd.DataFrame:
+    """A copy of df with ttft, e2e, queue_delay, tpot, normalized_latency columns (formulas: module doc)."""
+    _check(df)
+    out = df.copy()
+    ok = (out["status"] == OK).to_numpy()
+    t = {c: pd.to_numeric(out[c], errors="coerce").to_numpy(dtype=float) for c in REQUIRED_COLUMNS[1:]}
+    n_out = t["output_tokens"]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        cols = {
+            "ttft": t["first_token"] - t["arrival"],
+            "e2e": t["last_token"] - t["arrival"],
+            "queue_delay": t["scheduled"] - t["arrival"],
+            "tpot": np.where(n_out > 1, (t["last_token"] - t["first_token"]) / (n_out - 1), np.nan),
+            "normalized_latency": np.where(n_out > 0, (t["last_token"] - t["arrival"]) / n_out, np.nan),
+        }
+    for name, values in cols.items():
+        out[name] = np.where(ok, values, np.nan)
+    return out
+
+
+def meets_slo(df: pd.DataFrame, slo: SLO | None = None) -> pd.Series:
+    """Boolean per row: ok and meeting every threshold of slo (rules: `SLO` doc). Accepts raw records."""
+    m = per_request(df)
+    met = (m["status"] == OK).to_numpy().copy()
+    n_out = np.asarray(pd.to_numeric(m["output_tokens"], errors="coerce"), dtype=float)
+    vacuous = {"ttft": np.zeros(len(m), bool), "e2e": np.zeros(len(m), bool),
+               "tpot": n_out <= 1, "normalized_latency": n_out == 0}  # fmt: skip
+    for name, limit in (slo.thresholds() if slo else {}).items():
+        v = m[name].to_numpy(dtype=float)
+        met &= (v <= limit) | (np.isnan(v) & vacuous[name])
+    return pd.Series(met, index=m.index, name="meets_slo")
+
+
+def _stats(values: np.ndarray) -> list[float]:
+    v = values[~np.isnan(values)]
+    if v.size == 0:
+        return [math.nan] * (1 + len(PERCENTILES))
+    return [float(v.mean()), *(float(np.percentile(v, p)) for p in PERCENTILES)]
+
+
+def summarize(df: pd.DataFrame, slo: SLO | None = None) -> dict[str, float | int]:
+    """Run-level metrics keyed as SUMMARY_COLUMNS (formulas: module doc). Never raises on empty input."""
+    m = per_request(df)
+    status = m["status"]
+    ok = (status == OK).to_numpy()
+    res: dict[str, float | int] = {
+        "n_requests": len(m),
+        "n_ok": int(ok.sum()),
+        "n_failed": int((status == FAILED).sum()),
+        "n_rejected": int((status == REJECTED).sum()),
+        "n_timeout": int((status == TIMEOUT).sum()),
+    }
+    for name in LATENCY_METRICS:
+        mean, *pcts = _stats(m[name].to_numpy(dtype=float)[ok])
+        res[f"{name}_mean"] = mean
+        res.update({f"{name}_p{p}": q for p, q in zip(PERCENTILES, pcts, strict=True)})
+    qd = m["queue_delay"].to_numpy(dtype=float)
+    res["queue_delay_max"] = float(np.nanmax(qd)) if np.any(~np.isnan(qd)) else math.nan
+
+    arrival = pd.to_numeric(m["arrival"], errors="coerce")[(status != REJECTED).to_numpy()].dropna()
+    last = pd.to_numeric(m["last_token"], errors="coerce")[ok].dropna()
+    makespan = float(last.max() - arrival.min()) if len(last) and len(arrival) else math.nan
+    res["makespan"] = makespan
+    good = int(meets_slo(m, slo).sum())
+    n_out = float(pd.to_numeric(m["output_tokens"], errors="coerce")[ok].sum())
+    n_prompt = float(pd.to_numeric(m["prompt_tokens"], errors="coerce")[ok].sum())
+    valid = math.isfinite(makespan) and makespan > 0
+    for key, amount in (("request_throughput", res["n_ok"]), ("token_throughput", n_out),
+                        ("total_token_throughput", n_out + n_prompt), ("goodput", good)):  # fmt: skip
+        res[key] = amount / makespan if valid else 0.0
+    res["slo_attainment"] = good / len(m) if len(m) else math.nan
+    return res
+
+
+def summary_frame(df: pd.DataFrame, slo: SLO | None = None) -> pd.DataFrame:
+    """`summarize` as a one-row DataFrame with SUMMARY_COLUMNS."""
+    return pd.DataFrame([summarize(df, slo)], columns=SUMMARY_COLUMNS)
+
+
+def compare(runs: dict[str, pd.DataFrame], slo: SLO | None = None) -> pd.DataFrame:
+    """One row per run label (e.g. policy; index named "run", in insertion order) with SUMMARY_COLUMNS."""
+    rows = [summarize(df, slo) for df in runs.values()]
+    return pd.DataFrame(rows, columns=SUMMARY_COLUMNS, index=pd.Index(list(runs), name="run"))

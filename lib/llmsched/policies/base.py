@@ -1,0 +1,106 @@
+"""The policy interface: a waiting queue.
+
+vLLM V1 keeps waiting requests in a `RequestQueue` and asks it, every engine step, which request to admit
+next (`peek_request` / `pop_request`). A policy here is exactly such a queue. It stores the engine's own
+request objects (vLLM `Request`s in the plug-in, simulator requests in `llmsched.sim`) and reads them only
+through a `RequestView`, so the same queue class and the same code path serve both backends.
+
+When the engine calls each method (vLLM 0.32 `Scheduler`, mirrored by the simulator):
+    add_request        a new request arrives (or a finished streaming chunk re-enters)
+    peek_request       the admission loop looks at the next candidate while token budget and slots remain
+    pop_request        the candidate is admitted (or skipped: then it comes back via prepend_requests)
+    prepend_request    a running request was preempted; it waits again
+    prepend_requests   requests skipped during this step are put back
+    remove_request(s)  requests aborted or finished while waiting
+    __len__/__iter__   statistics and diagnostics; __iter__ yields in admission order
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Generic, TypeVar
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class RequestView:
+    """What a policy may know about a request: nothing the engine would not know at arrival time."""
+
+    request_id: str
+    arrival_time: float
+    prompt_tokens: int
+    hints: Mapping[str, Any] = field(default_factory=dict)
+
+
+def identity_view(item: Any) -> RequestView:
+    """View function for items that already are RequestViews (tests, simple simulations)."""
+    return item
+
+
+class PolicyQueue(ABC, Generic[T]):
+    """A waiting queue that decides admission order.
+
+    `view` maps an engine request object to a RequestView; it is called once per add/prepend, never
+    in peek/pop, so a policy's per-admission cost does not depend on how expensive the view is.
+    Subclasses implement the ordering; `stats` counts notable events (e.g. requests without a score).
+    """
+
+    name: ClassVar[str] = ""
+
+    def __init__(self, view: Callable[[T], RequestView] = identity_view) -> None:
+        self.view = view
+        self.stats: dict[str, int] = {}
+
+    def _count(self, key: str) -> None:
+        self.stats[key] = self.stats.get(key, 0) + 1
+
+    @abstractmethod
+    def add_request(self, request: T) -> None: ...
+
+    @abstractmethod
+    def pop_request(self) -> T: ...
+
+    @abstractmethod
+    def peek_request(self) -> T: ...
+
+    @abstractmethod
+    def prepend_request(self, request: T) -> None: ...
+
+    def prepend_requests(self, requests: Iterable[T]) -> None:
+        for request in requests:
+            self.prepend_request(request)
+
+    @abstractmethod
+    def remove_request(self, request: T) -> None: ...
+
+    def remove_requests(self, requests: Iterable[T]) -> None:
+        for request in list(requests):
+            self.remove_request(request)
+
+    @abstractmethod
+    def __len__(self) -> int: ...
+
+    @abstractmethod
+    def __iter__(self) -> Iterator[T]: ...
+
+    def __bool__(self) -> bool:
+        return len(self) > 0
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(len={len(self)})"
+
+
+def finite_hint(view: RequestView, key: str) -> float | None:
+    """The hint `key` as a finite float, or None when it is missing, non-numeric, NaN or infinite."""
+    value = view.hints.get(key) if view.hints else None
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        return None
+    return x if math.isfinite(x) else None
