@@ -34,7 +34,7 @@ class EngineConfig:
     max_model_len: int = 2048
     max_num_seqs: int = 16
     max_num_batched_tokens: int = 2048
-    kv_cache_gib: float = 1.0
+    kv_cache_gib: int = 1
     gpu_memory_utilization: float = 0.9
     enforce_eager: bool = True
     enable_prefix_caching: bool = False
@@ -52,8 +52,8 @@ class EngineConfig:
         for name in ("max_model_len", "max_num_seqs", "max_num_batched_tokens"):
             if int(getattr(self, name)) <= 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
-        if not self.kv_cache_gib > 0:
-            raise ValueError(f"kv_cache_gib must be > 0, got {self.kv_cache_gib}")
+        if not isinstance(self.kv_cache_gib, int) or self.kv_cache_gib <= 0:
+            raise ValueError(f"kv_cache_gib must be a positive integer (GiB), got {self.kv_cache_gib!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -25,11 +25,11 @@ vLLM's FCFS setting) is vLLM's own code.
 from __future__ import annotations
 
 import json
-import logging
 import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from vllm.logger import init_logger
 from vllm.v1.core.sched.async_scheduler import AsyncScheduler
 from vllm.v1.core.sched.request_queue import RequestQueue
 from vllm.v1.core.sched.scheduler import Scheduler
@@ -37,7 +37,8 @@ from vllm.v1.request import Request
 
 from llmsched.policies import PolicyQueue, RequestView, make_policy
 
-logger = logging.getLogger(__name__)
+# under vLLM's logger tree, so the message appears in the engine's log with vLLM's format
+logger = init_logger("vllm.plugins.llmsched")
 
 # The policy queues implement RequestQueue's protocol; register them so isinstance checks in vLLM hold.
 RequestQueue.register(PolicyQueue)
