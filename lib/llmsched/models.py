@@ -313,7 +313,8 @@ def _build_tiny(out: Path, seed: int = TINY_SEED) -> None:
             model_max_length=TINY_CONFIG["max_position_embeddings"],
         )
         tokenizer.save_pretrained(out)
-        _patch_tokenizer_config(out, add_bos_token=True)
+        # The generic fast-tokenizer class name loads in transformers 4 and 5 alike.
+        _patch_tokenizer_config(out, add_bos_token=True, tokenizer_class="PreTrainedTokenizerFast")
 
     with _step("tiny: initialising the random-weight Llama"):
         config = LlamaConfig(

@@ -78,6 +78,9 @@ class LoadStats:
         logger.info("%s", self.summary())
         return self
 
+    def __str__(self) -> str:
+        return self.summary()
+
     def summary(self) -> str:
         reasons = ", ".join(f"{r}: {n}" for r, n in self.skipped.most_common()) or "none"
         tail = " (file truncated)" if self.truncated_tail else ""
@@ -118,7 +121,8 @@ def to_requests(
 
     prompt_tokens counts the prompt with the tokenizer's special tokens (what the engine prefills),
     output_tokens the reference response without. Records whose lengths exceed the optional maxima are skipped
-    ("prompt too long" / "output too long"), as are empty texts and repeated ids.
+    ("prompt too long" / "output too long"), as are empty texts, responses of 0 tokens ("empty answer") and
+    repeated ids.
 
     Order and sampling: with seed None the records are taken in their given order; with a seed they are
     visited in a seeded random permutation of *all* records. Either way records are examined until `limit`

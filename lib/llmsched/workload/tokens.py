@@ -125,7 +125,7 @@ class TokenPool:
         windows = [np.take(self._stream, np.arange(s, s + k), mode="wrap").tolist()
                    for s, k in zip(starts, lengths, strict=True)]
         backend = getattr(self.tokenizer, "backend_tokenizer", None)
-        if backend is not None:  # a fast tokenizer: decode in Rust (transformers' batch_decode is much slower)
+        if backend is not None:  # fast tokenizer: decode in Rust (transformers' batch_decode is much slower)
             return backend.decode_batch(windows, skip_special_tokens=True)
         return self.tokenizer.batch_decode(windows, skip_special_tokens=True,
                                            clean_up_tokenization_spaces=False)
