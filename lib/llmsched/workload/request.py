@@ -32,11 +32,12 @@ class Request:
         if not isinstance(self.request_id, str) or not self.request_id:
             raise ValueError(f"request_id must be a non-empty string, got {self.request_id!r}")
         if not isinstance(self.prompt, str):
-            raise ValueError(f"request {self.request_id}: prompt must be str, got {type(self.prompt).__name__}")
+            kind = type(self.prompt).__name__
+            raise ValueError(f"request {self.request_id}: prompt must be str, got {kind}")
         if self.prompt_tokens < 0 or self.output_tokens < 0:
             raise ValueError(
-                f"request {self.request_id}: token counts must be >= 0, got prompt_tokens={self.prompt_tokens}, "
-                f"output_tokens={self.output_tokens}"
+                f"request {self.request_id}: token counts must be >= 0, got "
+                f"prompt_tokens={self.prompt_tokens}, output_tokens={self.output_tokens}"
             )
         if not self.arrival_time >= 0:  # also rejects NaN
             raise ValueError(f"request {self.request_id}: arrival_time must be >= 0, got {self.arrival_time}")
