@@ -180,7 +180,8 @@ def _publish(tmp: Path, final: Path) -> None:
     """Move a finished build directory into place (replacing an old one)."""
     umask = os.umask(0)
     os.umask(umask)
-    for f in tmp.rglob("*"):  # safetensors are written 0600 by a temp-file rename; use the umask like the rest
+    # safetensors files are written 0600 (temp-file rename); give them the umask's mode like the rest.
+    for f in tmp.rglob("*"):
         if f.is_file() and not f.is_symlink():
             f.chmod(0o666 & ~umask)
     if final.is_symlink() or final.is_file():
@@ -463,7 +464,8 @@ def _build_gemma(out: Path) -> None:
 
     shutil.rmtree(src)  # the GGUF is a temporary input; keep the cache small
     data = Path(pkg.__file__).parent / "data"
-    for notice in ("NOTICE.md", "GEMMA_TERMS.html", "README.upstream.md"):  # Gemma terms travel with the model
+    # The Gemma terms and the provenance notes travel with the derived checkpoint.
+    for notice in ("NOTICE.md", "GEMMA_TERMS.html", "README.upstream.md"):
         if (data / notice).is_file():
             shutil.copy2(data / notice, out / notice)
 
@@ -576,8 +578,7 @@ def model_path(name: str) -> Path:
     _check_name(name)
     if not is_prepared(name):
         raise FileNotFoundError(
-            f"model {name!r} is not prepared in {models_dir()}; "
-            f"run: python -m llmsched.models prepare {name}"
+            f"model {name!r} is not prepared in {models_dir()}; run: python -m llmsched.models prepare {name}"
         )
     return _target(name)
 
