@@ -31,7 +31,6 @@ from llmsched.workload import (
     make_arrivals,
     save_workload,
     to_requests,
-    workload_frame,
 )
 
 logger = logging.getLogger(__name__)
@@ -64,8 +63,10 @@ def sharegpt_workload(
 
 
 def _workload_hash(requests: list[Request]) -> str:
-    df = workload_frame(requests)
-    return config_hash({"w": pd.util.hash_pandas_object(df.drop(columns=["prompt"]), index=False).tolist()})
+    return config_hash(
+        [(r.request_id, r.prompt, r.prompt_tokens, r.output_tokens, r.arrival_time, r.source, r.hints)
+         for r in requests]
+    )
 
 
 def compare_policies(
