@@ -32,7 +32,7 @@ models=$(sed -n 's/^model: *\([a-z]*\) *\(#.*\)\?$/\1/p' "$params")
 case "$models" in tiny|gemma) ;; *) models="" ;; esac
 source artifact/bootstrap.sh $models minilm
 
-out="results/executed/$profile"
+out="${LLMSCHED_RESULTS:-results}/executed/$profile"
 mkdir -p "$out"
 export LLMSCHED_FORCE=$force
 summary=()

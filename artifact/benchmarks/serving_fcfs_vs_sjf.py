@@ -13,10 +13,14 @@ from __future__ import annotations
 import argparse
 import logging
 
+import pandas as pd
+
+from llmsched.analysis.metrics import per_request
 from llmsched.models import model_path
 from llmsched.paths import results_dir
 from llmsched.serving.engine import EngineConfig, config_hash
 from llmsched.serving.experiment import compare_policies, sharegpt_workload
+from llmsched.serving.records import read_run
 from llmsched.serving.runner import RunConfig
 
 SHOWN = ["n_ok", "e2e_mean", "normalized_latency_mean", "ttft_mean", "e2e_p90", "request_throughput",
@@ -56,6 +60,15 @@ def main() -> None:
             print(f"{p}: mean E2E {table.loc['fcfs', 'e2e_mean'] / table.loc[p, 'e2e_mean']:.2f}x lower than FCFS, "
                   f"mean normalized latency "
                   f"{table.loc['fcfs', 'normalized_latency_mean'] / table.loc[p, 'normalized_latency_mean']:.2f}x")
+
+    print("\nmean queueing delay / E2E (s) by reference output-length quartile:")
+    rows = {}
+    for p in table.index:
+        df = per_request(read_run(out / p)[0])
+        df["quartile"] = pd.qcut(df.ref_output_tokens, 4, labels=["Q1 (short)", "Q2", "Q3", "Q4 (long)"])
+        m = df.groupby("quartile", observed=True)[["queue_delay", "e2e"]].mean()
+        rows[p] = {q: f"{w:.1f} / {e:.1f}" for q, (w, e) in m.iterrows()}
+    print(pd.DataFrame(rows).to_string())
 
 
 if __name__ == "__main__":
