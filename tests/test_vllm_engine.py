@@ -113,3 +113,30 @@ def test_engine_config_rejects_bad_values():
         EngineConfig(kv_cache_gib=0.5)
     with pytest.raises(ValueError, match="mode"):
         RunConfig(mode="stream")
+
+
+def test_policy_spec_comes_from_additional_config_then_environment(monkeypatch):
+    from types import SimpleNamespace
+
+    from llmsched.vllm_plugin import PolicySpec
+
+    monkeypatch.setenv("LLMSCHED_POLICY", "sjf")
+    monkeypatch.setenv("LLMSCHED_POLICY_ARGS", '{"score_key": "pars"}')
+    conf = SimpleNamespace(additional_config={"llmsched": {"policy": "oracle-sjf"}})
+    assert PolicySpec.from_vllm_config(conf) == PolicySpec("oracle-sjf", {})
+    no_conf = SimpleNamespace(additional_config={})
+    assert PolicySpec.from_vllm_config(no_conf) == PolicySpec("sjf", {"score_key": "pars"})
+    monkeypatch.setenv("LLMSCHED_POLICY_ARGS", "{not json")
+    with pytest.raises(ValueError, match="LLMSCHED_POLICY_ARGS is not valid JSON"):
+        PolicySpec.from_vllm_config(no_conf)
+    with pytest.raises(ValueError, match="must be"):
+        PolicySpec.from_vllm_config(SimpleNamespace(additional_config={"llmsched": "sjf"}))
+
+
+def test_async_scheduler_variant_applies_the_policy(tiny_model):
+    cfg = EngineConfig(model=tiny_model, policy="oracle-sjf", max_num_seqs=1, async_scheduling=True)
+    with EngineRunner(cfg) as runner:
+        scheduler = runner.engine.engine_core.engine_core.scheduler
+        df = runner.run([BLOCKER, *QUEUED], RunConfig(progress=False))
+    assert type(scheduler).__name__ == "AsyncPolicyScheduler"
+    assert admission_order(df) == [r.request_id for r in sorted(QUEUED, key=lambda r: r.output_tokens)]
