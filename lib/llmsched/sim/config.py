@@ -11,7 +11,8 @@ from typing import Any
 class SimConfig:
     """The scheduler settings of the simulated engine (vLLM's names where vLLM has one).
 
-    num_blocks              KV-cache blocks of the engine (vLLM: num_gpu_blocks, from the memory profile)
+    num_blocks              KV-cache blocks of the engine (vLLM: num_gpu_blocks, from the memory profile);
+                            one of them is vLLM's reserved null block, so num_blocks - 1 hold tokens
     block_size              tokens per KV block (vLLM's CUDA default 16)
     max_num_seqs            most requests running at once
     max_num_batched_tokens  token budget of one step (prefill chunks + decodes)
@@ -37,11 +38,19 @@ class SimConfig:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
                 raise ValueError(f"SimConfig.{name} must be an integer > 0, got {v!r}")
+        if self.num_blocks < 2:
+            raise ValueError(f"SimConfig.num_blocks must be >= 2 (one is vLLM's reserved null block), got "
+                             f"{self.num_blocks!r}")
         w = self.watermark
         if isinstance(w, bool) or not isinstance(w, int | float) or not math.isfinite(w) or not 0 <= w < 1:
             raise ValueError(f"SimConfig.watermark must be a number in [0, 1), got {w!r}")
         if not isinstance(self.reserve_full_prompt, bool):
             raise ValueError(f"SimConfig.reserve_full_prompt must be a bool, got {self.reserve_full_prompt!r}")
+
+    @property
+    def usable_blocks(self) -> int:
+        """Blocks that can hold tokens: vLLM's block pool keeps one block aside as the null block."""
+        return self.num_blocks - 1
 
     @property
     def watermark_blocks(self) -> int:

@@ -5,11 +5,12 @@ One iteration is one engine step, as in vLLM:
     nothing running or waiting, time jumps to the next arrival.
  2. RUNNING requests, in running order (admission order), each get their remaining prefill chunk or one
     decode token, at most the token budget left (chunked prefill; `max_num_batched_tokens` per step). The
-    loop stops when the budget is spent. KV blocks needed = ceil((computed + new) / block_size) - held. When
-    the free pool is short, the newest running request (`running[-1]`, vLLM's victim under its FCFS setting)
-    is preempted by recompute: its blocks are freed, its computed tokens reset to 0 (on resuming it
-    re-prefills prompt + generated tokens), it goes back through `prepend_request`, and its preemption count
-    grows; when the victim is the request itself, no further running request is scheduled this step.
+    loop stops when the budget is spent. KV blocks needed = ceil((computed + new) / block_size) - held, from
+    a pool of num_blocks - 1 (vLLM keeps one block aside as its null block). When the free pool is short,
+    the newest running request (`running[-1]`, vLLM's victim under its FCFS setting) is preempted by
+    recompute: its blocks are freed, its computed tokens reset to 0 (on resuming it re-prefills prompt +
+    generated tokens), it goes back through `prepend_request`, and its preemption count grows; when the
+    victim is the request itself, no further running request is scheduled this step.
  3. Only if nobody was preempted in this step: WAITING requests are admitted in the policy queue's order
     (`peek_request`; if its KV blocks fit, `pop_request`) until the budget is spent, `max_num_seqs` run, or
     the head does not fit (stop; no skipping). With `reserve_full_prompt` (vLLM's
@@ -19,10 +20,18 @@ One iteration is one engine step, as in vLLM:
  4. The step lasts `step_time(prefill_tokens, decode_seqs, kv_tokens, num_seqs)` seconds. At its end the
     computed tokens advance; a request whose (re)prefill completes samples a token (its first output token
     the first time), a decoding request samples one; a request that has generated its reference number of
-    tokens finishes (replay semantics, vLLM `max_tokens` + `ignore_eos`) and frees its blocks.
+    tokens finishes (replay semantics, vLLM `max_tokens` + `ignore_eos`) and frees its blocks. A reference
+    length of 0 generates 1 token, as the serving runner's max_tokens=max(1, output_tokens) does.
 
 Timestamps follow vLLM's request metrics: `scheduled` = start of the first step that scheduled the request,
 `first_token` / `last_token` = end of the step that sampled the token, `queued` = `arrival`.
+
+Fidelity: tests/test_sim_vllm_scheduler.py drives vLLM's own `Scheduler` class (no model) with the same
+workloads and step-time model and requires identical timestamps and preemption counts.
+Not modelled: prefix caching (the serving runner disables it), async scheduling (vLLM's AsyncScheduler, used on
+CUDA, overlaps a step's scheduling with the previous step's execution), speculative decoding, LoRA, multimodal
+inputs, KV connectors, pipeline parallelism, the PRIORITY policy's victim choice, `long_prefill_token_threshold`
+(0 by default), aborts and EOS stops (replay runs to the reference length).
 
 Speed: per-step work is a few numpy operations on arrays of the running requests, independent of token
 counts. When a step only decodes (every running request decodes one token, no admission, no preemption),
@@ -43,7 +52,7 @@ import numpy as np
 import pandas as pd
 
 from llmsched.policies import PolicyQueue, RequestView, make_policy
-from llmsched.serving.records import OK, RequestRecord, records_to_frame, write_run
+from llmsched.serving.records import COLUMNS, OK, RequestRecord, records_to_frame, write_run
 from llmsched.sim.config import SimConfig
 from llmsched.sim.steptime import StepTimeModel
 
@@ -216,11 +225,11 @@ class Simulator:
                 )
             # The longest KV the request ever holds: its last decode step computes token p + gen - 1.
             blocks = -(-(p + gen - 1) // cfg.block_size)
-            if blocks > cfg.num_blocks:
+            if blocks > cfg.usable_blocks:
                 raise ValueError(
                     f"request {rid}: needs {blocks} KV blocks of {cfg.block_size} tokens at its longest "
-                    f"({p} prompt + {gen} output tokens) but the cache has only num_blocks={cfg.num_blocks}; "
-                    "it could never complete"
+                    f"({p} prompt + {gen} output tokens) but the cache has only {cfg.usable_blocks} usable "
+                    f"(num_blocks={cfg.num_blocks} minus vLLM's null block); it could never complete"
                 )
             hints = getattr(r, "hints", None) or {}
             out.append((float(a), rid, p, o, hints, str(getattr(r, "source", "") or "")))
@@ -240,7 +249,8 @@ class Simulator:
         reqs = self._prepare(requests)
         queue = self._queue()
         n_req = len(reqs)
-        bs, budget_max, max_seqs, n_blocks = cfg.block_size, cfg.max_num_batched_tokens, cfg.max_num_seqs, cfg.num_blocks
+        bs, n_blocks, max_seqs = cfg.block_size, cfg.usable_blocks, cfg.max_num_seqs
+        budget_max = cfg.max_num_batched_tokens
         wm_blocks, reserve = cfg.watermark_blocks, cfg.reserve_full_prompt
         step_time = self.step_time.step_time
         max_batch = self.max_batch_steps or math.inf
@@ -469,6 +479,17 @@ class Simulator:
             )
             for i, r in enumerate(reqs)
         ]
+        # The same frame as records_to_frame(records), built by column (asdict per record is the slow part).
+        frame = pd.DataFrame({
+            "request_id": [r.request_id for r in reqs], "source": [r.source for r in reqs],
+            "status": [OK] * n_req, "error": [""] * n_req,
+            "prompt_tokens": np.array([r.prompt_tokens for r in reqs], np.int64),
+            "ref_output_tokens": np.array([r.ref_output_tokens for r in reqs], np.int64),
+            "output_tokens": np.array([r.target_tokens - r.prompt_tokens for r in reqs], np.int64),
+            "arrival": np.array(arrivals, float), "queued": np.array(arrivals, float),
+            "scheduled": np.array(scheduled, float), "first_token": first_token, "last_token": last_token,
+            "preemptions": np.array(preemptions, np.int64),
+        }, columns=COLUMNS) if n_req else records_to_frame(records)
         steps_df = None
         if trace is not None:
             steps_df = pd.DataFrame(trace, columns=STEP_COLUMNS)
@@ -485,7 +506,7 @@ class Simulator:
             "kv_blocks_used_end": used,
             "policy_stats": dict(sorted(queue.stats.items())),
         }
-        return SimResult(records=records, frame=records_to_frame(records), steps=steps_df, stats=stats,
+        return SimResult(records=records, frame=frame, steps=steps_df, stats=stats,
                          config=self.describe())
 
 

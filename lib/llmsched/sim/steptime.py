@@ -90,7 +90,9 @@ class LinearStepTime(StepTimeModel):
             raise ValueError(f"linear step-time profile is missing coefficient(s) {missing}; needs {cls.COEFFICIENTS}")
         unknown = sorted(set(coefficients) - set(cls.COEFFICIENTS))
         if unknown:
-            raise ValueError(f"linear step-time profile has unknown coefficient(s) {unknown}; valid: {cls.COEFFICIENTS}")
+            raise ValueError(
+                f"linear step-time profile has unknown coefficient(s) {unknown}; valid: {cls.COEFFICIENTS}"
+            )
         return cls(**{k: coefficients[k] for k in cls.COEFFICIENTS})
 
     def to_dict(self) -> dict[str, Any]:
