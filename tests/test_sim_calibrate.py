@@ -13,7 +13,7 @@ import pytest
 from llmsched.serving.records import COLUMNS
 from llmsched.sim import LinearStepTime, load_profile, simulate
 from llmsched.sim.calibrate import build_profile, calibration_plan, fit_step_time, predict, step_kind
-from llmsched.sim.validate import comparison_table, compare_runs, format_table, relative_error, write_table
+from llmsched.sim.validate import compare_runs, comparison_table, format_table, relative_error, write_table
 
 TRUE = LinearStepTime(c0=0.012, c_prefill=2.0e-4, c_decode=4.0e-3, c_kv=1.5e-6)
 LIMITS = {"num_blocks": 3000, "block_size": 16, "max_num_seqs": 16, "max_num_batched_tokens": 2048,

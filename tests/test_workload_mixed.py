@@ -2,25 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from llmsched.workload.mixed import MixedConfig, draw_prompt_lengths, mixed_workload
-from llmsched.workload.tokens import TokenPool, count_tokens, train_toy_tokenizer
-
-FIXTURES = Path(__file__).parent / "fixtures"
-
-
-@pytest.fixture(scope="module")
-def pool_texts() -> list[str]:
-    return [p for p in (FIXTURES / "text_pool.txt").read_text(encoding="utf-8").split("\n\n") if p.strip()]
-
-
-@pytest.fixture(scope="module")
-def tok(pool_texts):
-    return train_toy_tokenizer(pool_texts, vocab_size=400)
+from llmsched.workload.tokens import TokenPool, count_tokens
 
 
 @pytest.mark.parametrize("distribution", ["uniform", "bimodal"])

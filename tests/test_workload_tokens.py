@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -14,18 +12,6 @@ from llmsched.workload.tokens import (
     special_token_overhead,
     train_toy_tokenizer,
 )
-
-FIXTURES = Path(__file__).parent / "fixtures"
-
-
-@pytest.fixture(scope="module")
-def pool_texts() -> list[str]:
-    return [p for p in (FIXTURES / "text_pool.txt").read_text(encoding="utf-8").split("\n\n") if p.strip()]
-
-
-@pytest.fixture(scope="module")
-def tok(pool_texts):
-    return train_toy_tokenizer(pool_texts, vocab_size=400)
 
 
 def test_count_tokens_matches_tokenizer_and_flag(tok):

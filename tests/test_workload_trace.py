@@ -7,20 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from llmsched.workload.tokens import count_tokens, train_toy_tokenizer
+from llmsched.workload.tokens import count_tokens
 from llmsched.workload.trace import load_trace, trace_requests
 
 FIXTURES = Path(__file__).parent / "fixtures"
-
-
-@pytest.fixture(scope="module")
-def pool_texts() -> list[str]:
-    return [p for p in (FIXTURES / "text_pool.txt").read_text(encoding="utf-8").split("\n\n") if p.strip()]
-
-
-@pytest.fixture(scope="module")
-def tok(pool_texts):
-    return train_toy_tokenizer(pool_texts, vocab_size=400)
 
 
 def test_load_trace_sorts_and_shifts():

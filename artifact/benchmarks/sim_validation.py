@@ -146,8 +146,9 @@ def main() -> None:
             s = {p: summarize(pairs[(case, p)][1]) for p in ("fcfs", "oracle-sjf")}
             print(f"  {case:18s} E2E fcfs {r['fcfs']['e2e_mean']:7.2f} sjf {r['oracle-sjf']['e2e_mean']:7.2f} | "
                   f"fcfs {s['fcfs']['e2e_mean']:7.2f} sjf {s['oracle-sjf']['e2e_mean']:7.2f};  norm. latency "
-                  f"fcfs {r['fcfs']['normalized_latency_mean']:.3f} sjf {r['oracle-sjf']['normalized_latency_mean']:.3f}"
-                  f" | fcfs {s['fcfs']['normalized_latency_mean']:.3f} sjf "
+                  f"fcfs {r['fcfs']['normalized_latency_mean']:.3f} sjf "
+                  f"{r['oracle-sjf']['normalized_latency_mean']:.3f} | "
+                  f"fcfs {s['fcfs']['normalized_latency_mean']:.3f} sjf "
                   f"{s['oracle-sjf']['normalized_latency_mean']:.3f}")
 
 

@@ -82,6 +82,8 @@ STEP_COLUMNS = [
     "num_seqs",
     "prefill_seqs",  # scheduled requests that are not decodes
     "prefill_attn",  # sum over prefill chunks of chunk * (context before + (chunk + 1) / 2): attention pairs
+    "decode_kv",  # kv_tokens of the decoding requests
+    "decode_max_context",  # longest context among the decoding requests
     "unfinished_after",  # requests still in the engine after the step
 ]
 
@@ -143,7 +145,7 @@ class StepRecorder:
 
     def _on_schedule(self, t: float, out: Any) -> None:
         reqs = self.scheduler.requests
-        prefill = decode = kv = 0
+        prefill = decode = kv = dec_kv = dec_max = 0
         attn = 0.0
         n = 0
         for rid, k in out.num_scheduled_tokens.items():
@@ -158,13 +160,16 @@ class StepRecorder:
             kv += after
             if k == 1 and r.num_tokens > r.num_prompt_tokens and before == r.num_tokens - 1:
                 decode += 1
+                dec_kv += after
+                dec_max = max(dec_max, after)
             else:
                 prefill += k
                 attn += k * (before + (k + 1) / 2)
         self.rows.append({
             "step": len(self.rows), "phase": self.phase, "t_sched": t - self.t0, "t_model_done": math.nan,
             "t_output_done": math.nan, "prefill_tokens": prefill, "decode_seqs": decode, "kv_tokens": kv,
-            "num_seqs": n, "prefill_seqs": n - decode, "prefill_attn": attn, "unfinished_after": -1,
+            "num_seqs": n, "prefill_seqs": n - decode, "prefill_attn": attn, "decode_kv": dec_kv,
+            "decode_max_context": dec_max, "unfinished_after": -1,
         })
 
     def detach(self) -> None:
@@ -181,8 +186,8 @@ class StepRecorder:
         df["cycle_s"] = np.where(busy, nxt - df["t_sched"], np.nan)
         df["exec_s"] = df["t_model_done"] - df["t_sched"]
         df = df[df["num_seqs"] > 0].reset_index(drop=True)
-        for c in ("step", "prefill_tokens", "decode_seqs", "kv_tokens", "num_seqs", "prefill_seqs",
-                  "unfinished_after"):
+        for c in ("step", "prefill_tokens", "decode_seqs", "kv_tokens", "num_seqs", "prefill_seqs", "decode_kv",
+                  "decode_max_context", "unfinished_after"):
             df[c] = df[c].astype("int64")
         return df[STEP_COLUMNS]
 
@@ -604,4 +609,5 @@ def main(argv: list[str] | None = None) -> None:
                            max_num_seqs=args.max_num_seqs, max_num_batched_tokens=args.max_num_batched_tokens,
                            max_model_len=args.max_model_len, kv_cache_gib=args.kv_cache_gib)
     print(report(data))
-    print(f"wrote {path} (engine run {data['calibration']['engine_run_s']} s, total {data['calibration']['total_s']} s)")
+    meta = data["calibration"]
+    print(f"wrote {path} (engine run {meta['engine_run_s']} s, total {meta['total_s']} s)")
