@@ -41,10 +41,15 @@ def synthetic_steps(n: int = 400, noise: float = 0.03, seed: int = 1) -> pd.Data
 
 def test_fit_recovers_known_coefficients_despite_noise_and_outliers() -> None:
     df = synthetic_steps()
-    fit = fit_step_time(df, seed=0)
+    fit = fit_step_time(df, seed=0, mean_correct=False)
     m = fit.model
     for name in LinearStepTime.COEFFICIENTS:
         assert getattr(m, name) == pytest.approx(getattr(TRUE, name), rel=0.08), name
+    # the mean correction scales the robust shape so that the stalls' time is accounted for on average
+    corrected = fit_step_time(df, seed=0)
+    scale = corrected.quality["mean_correction"]
+    assert 1.0 < scale < 1.2 and fit.quality["mean_correction"] == 1.0
+    assert corrected.model.c_prefill == pytest.approx(scale * m.c_prefill)
     q = fit.quality
     stall = df.stall.to_numpy()
     assert (fit.outliers == stall & ~fit.test & (df.phase != "warmup").to_numpy()).all()  # exactly the stalls
@@ -55,7 +60,7 @@ def test_fit_recovers_known_coefficients_despite_noise_and_outliers() -> None:
     assert set(q["test_by_kind"]) == {"prefill", "decode", "mixed"}
     # noiseless data: exact
     exact = df.assign(cycle_s=predict(TRUE, df))
-    m2 = fit_step_time(exact).model
+    m2 = fit_step_time(exact).model  # mean correction is 1 here
     assert predict(m2, exact) == pytest.approx(exact.cycle_s.to_numpy(), rel=1e-6)
 
 

@@ -36,6 +36,7 @@ from llmsched.sim.validate import (
     format_table,
     load_real_run,
     recording_steps,
+    refit_profile,
     simulate_real_run,
     step_error_summary,
     write_table,
@@ -128,6 +129,22 @@ def main() -> None:
         if steps_file.exists():
             s = step_error_summary(pd.read_parquet(steps_file), profile)
             print(f"-- {case}, {policy}\n{s.to_string(float_format=lambda v: f'{v:.3f}')}")
+    # Diagnostic: each real run re-simulated with step times fitted on its own recorded steps.
+    refit_pairs = {}
+    own_profiles = {}
+    for (case, policy), (real, _) in pairs.items():
+        steps_file = roots[case] / policy / "steps.parquet"
+        if steps_file.exists():
+            own = own_profiles[(case, policy)] = refit_profile(profile, pd.read_parquet(steps_file))
+            sim = simulate_real_run(roots[case], policy, own, max_num_seqs=args.max_num_seqs)
+            refit_pairs[(case, policy)] = (real, sim.frame)
+            print(f"   {case}, {policy}: own-steps fit {own.step_time}")
+    if refit_pairs:
+        t2 = comparison_table(refit_pairs)
+        write_table(t2, out / "own_steps", "Diagnostic: each real run simulated with step times fitted on its own "
+                    "recorded steps (not a validation: isolates scheduling fidelity from step-time error and drift)")
+        print("\ndiagnostic: sim with step times fitted on the run's own steps\n" + format_table(t2).to_string())
+
     print("\nsimulated engine: steps, mean step (ms), busy time (s), mean running batch, prefill tokens per step")
     for (case, policy), sim in sims.items():
         st = sim.steps
@@ -150,6 +167,14 @@ def main() -> None:
                   f"{r['oracle-sjf']['normalized_latency_mean']:.3f} | "
                   f"fcfs {s['fcfs']['normalized_latency_mean']:.3f} sjf "
                   f"{s['oracle-sjf']['normalized_latency_mean']:.3f}")
+        # Both policies at one machine speed: each run's own step-time fit applied to both policies.
+        for (case, fitted_on), own in own_profiles.items():
+            e2e = {p: summarize(simulate_real_run(roots[case], p, own, max_num_seqs=args.max_num_seqs).frame)
+                   for p in ("fcfs", "oracle-sjf")}
+            print(f"  {case:18s} sim with the step times of the real {fitted_on} run: mean E2E fcfs "
+                  f"{e2e['fcfs']['e2e_mean']:.2f} sjf {e2e['oracle-sjf']['e2e_mean']:.2f}; norm. latency fcfs "
+                  f"{e2e['fcfs']['normalized_latency_mean']:.3f} sjf "
+                  f"{e2e['oracle-sjf']['normalized_latency_mean']:.3f}")
 
 
 if __name__ == "__main__":

@@ -11,7 +11,9 @@ the two are compared on the metrics below; relative error = (sim - real) / real.
 
 Step-level check: `recording_steps()` makes every EngineRunner.run record its engine's steps
 (llmsched.sim.calibrate.StepRecorder) into `<out_dir>/steps.parquet` beside requests.parquet, so the measured
-serving-loop cycles of a real run can be compared with the profile's prediction (`step_error_summary`).
+serving-loop cycles of a real run can be compared with the profile's prediction (`step_error_summary`), and
+the run can be re-simulated with step times fitted on its own steps (`refit_profile`: a diagnostic that
+separates scheduling fidelity from step-time error and from the machine's speed drifting between runs).
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ import pandas as pd
 from llmsched.analysis.metrics import summarize
 from llmsched.analysis.tables import to_markdown
 from llmsched.serving.records import OK, read_run
-from llmsched.sim.calibrate import predict, step_kind
+from llmsched.sim.calibrate import fit_step_time, predict, step_kind
 from llmsched.sim.profiles import Profile
 from llmsched.sim.simulator import SimResult, simulate
 from llmsched.workload.io import load_workload
@@ -190,3 +192,13 @@ def step_error_summary(steps: pd.DataFrame, profile: Profile) -> pd.DataFrame:
 def busy_time(steps: pd.DataFrame) -> float:
     """Seconds the real engine spent in steps with a known cycle."""
     return float(steps["cycle_s"].sum())
+
+
+def refit_profile(profile: Profile, steps: pd.DataFrame, suffix: str = "refit") -> Profile:
+    """`profile` with its step time refitted (fit_step_time, nothing held out) on the recorded steps of a real
+    run. A diagnostic, not a validation: simulating a run with step times fitted on that very run separates
+    the simulator's scheduling fidelity from step-time calibration error and machine-speed drift."""
+    fit = fit_step_time(steps, test_fraction=0.0)
+    data = {**profile.data, "coefficients": {k: getattr(fit.model, k) for k in fit.model.COEFFICIENTS},
+            "fit": fit.quality}
+    return Profile(f"{profile.name}-{suffix}", fit.model, dict(profile.engine), data, None)
