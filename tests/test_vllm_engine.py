@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 
+import pandas as pd
 import pytest
 
 from llmsched.serving.engine import EngineConfig
@@ -32,7 +33,7 @@ def admission_order(df) -> list[str]:
 def fcfs_run(tiny_model, tmp_path_factory):
     out = tmp_path_factory.mktemp("fcfs")
     with EngineRunner(EngineConfig(model=tiny_model, policy="fcfs", max_num_seqs=1)) as runner:
-        df = runner.run([BLOCKER, *QUEUED], RunConfig(progress=False), out_dir=out)
+        df = runner.run([BLOCKER, *QUEUED], RunConfig(progress=False, record_steps=True), out_dir=out)
         free = runner.run(
             [Request("free", "tell me a story", 4, 0)], RunConfig(mode="free", max_tokens=12, progress=False)
         )
@@ -77,6 +78,10 @@ def test_results_are_written_beside_their_config(fcfs_run):
     assert config["engine"]["policy"] == "fcfs" and config["run"]["mode"] == "replay"
     assert config["vllm_version"] == "0.32.0"
     json.dumps(config)
+    steps = pd.read_parquet(out / "steps.parquet")
+    # every token the engine computed is in exactly one recorded step: prompts, then one per later output token
+    assert steps.prefill_tokens.sum() + steps.decode_seqs.sum() == (df.prompt_tokens + df.output_tokens - 1).sum()
+    assert (steps.num_seqs <= 1).all()  # max_num_seqs=1
 
 
 def test_bad_requests_are_recorded_not_dropped_and_time_limit_aborts(tiny_model):

@@ -35,7 +35,6 @@ from llmsched.sim.validate import (
     comparison_table,
     format_table,
     load_real_run,
-    recording_steps,
     refit_profile,
     simulate_real_run,
     step_error_summary,
@@ -103,8 +102,7 @@ def main() -> None:
             requests = sharegpt_workload(model_path(args.model), n, rate, args.seed,
                                          max_prompt_tokens=args.max_prompt_tokens,
                                          max_output_tokens=args.max_output_tokens)
-            with recording_steps():
-                compare_policies(requests, engine, args.policies, root, RunConfig(time_limit_s=3600))
+            compare_policies(requests, engine, args.policies, root, RunConfig(time_limit_s=3600, record_steps=True))
         roots[case] = root
         for policy in args.policies:
             real = load_real_run(root, policy)

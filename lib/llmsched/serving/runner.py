@@ -43,6 +43,8 @@ class RunConfig:
     temperature    sampling temperature in free mode (replay uses greedy: token values do not matter there)
     time_limit_s   wall-clock limit of the whole run; what is unfinished then is aborted as "timeout"
     idle_sleep_s   longest sleep while waiting for the next arrival with an idle engine
+    record_steps   also record every engine step (composition and timing, llmsched.sim.calibrate.StepRecorder)
+                   into steps.parquet beside requests.parquet; for checking the simulator's step-time model
     """
 
     mode: str = "replay"
@@ -53,6 +55,7 @@ class RunConfig:
     time_limit_s: float = 3600.0
     idle_sleep_s: float = 0.05
     progress: bool = True
+    record_steps: bool = False
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -143,6 +146,11 @@ class EngineRunner:
             for r in order
         }
         in_flight: dict[str, Any] = {}  # request id -> latest RequestOutput (None before the first one)
+        recorder = None
+        if run.record_steps:
+            from llmsched.sim.calibrate import StepRecorder
+
+            recorder = StepRecorder(self.llm)
         bar = tqdm(total=len(order), desc=f"serve {self.config.policy}", disable=not run.progress, unit="req")
         t0 = time.monotonic()
         i = 0
@@ -184,11 +192,15 @@ class EngineRunner:
                 bar.set_postfix(in_flight=len(in_flight), pending=len(order) - i, refresh=False)
         finally:
             bar.close()
+            if recorder is not None:
+                recorder.detach()
 
         recs = [records[r.request_id] for r in order]
         df = records_to_frame(recs)
         if out_dir is not None:
             write_run(out_dir, recs, self.describe(run, requests))
+            if recorder is not None:
+                recorder.frame().to_parquet(Path(out_dir) / "steps.parquet", index=False)
         return df
 
     def describe(self, run: RunConfig, requests: list[Request]) -> dict[str, Any]:

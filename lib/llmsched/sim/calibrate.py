@@ -1,7 +1,7 @@
 """Calibrate a LinearStepTime profile against the real vLLM engine (in-process CPU build).
 
     python -m llmsched.sim calibrate --model gemma          # -> artifact/profiles/steptime/cpu-gemma-3-270m.json
-    python -m llmsched.sim calibrate --model tiny --quick --out /tmp/p.json
+    python -m llmsched.sim calibrate --model tiny --quick --out my-profile.json
 
 What is measured. The simulator advances its clock by one `step_time(...)` per engine step and starts the
 next step at once, so the quantity to fit is the *cycle* of the real serving loop: from the moment the engine

@@ -9,7 +9,7 @@ the two are compared on the metrics below; relative error = (sim - real) / real.
     sim = simulate_real_run(run_root, "fcfs", load_profile("cpu-gemma-3-270m"))
     table = comparison_table({("rate 1.0", "fcfs"): (real, sim.frame)})
 
-Step-level check: `recording_steps()` makes every EngineRunner.run record its engine's steps
+Step-level check: real runs made with `RunConfig(record_steps=True)` record their engine's steps
 (llmsched.sim.calibrate.StepRecorder) into `<out_dir>/steps.parquet` beside requests.parquet, so the measured
 serving-loop cycles of a real run can be compared with the profile's prediction (`step_error_summary`), and
 the run can be re-simulated with step times fitted on its own steps (`refit_profile`: a diagnostic that
@@ -18,9 +18,8 @@ separates scheduling fidelity from step-time error and from the machine's speed 
 
 from __future__ import annotations
 
-import contextlib
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -140,32 +139,6 @@ def simulate_real_run(run_root: str | Path, policy: str, profile: Profile, *, tr
 # ---------------------------------------------------------------------------------------------------------
 # Step level
 # ---------------------------------------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def recording_steps() -> Iterator[None]:
-    """While active, EngineRunner.run records the engine's steps into `<out_dir>/steps.parquet` (when given
-    an out_dir) with times relative to the run's start. Used around compare_policies."""
-    from llmsched.serving.runner import EngineRunner
-    from llmsched.sim.calibrate import StepRecorder
-
-    original = EngineRunner.run
-
-    def run(self: Any, requests: Any, run: Any = None, out_dir: str | Path | None = None) -> Any:
-        rec = StepRecorder(self.llm)
-        try:
-            return original(self, requests, run, out_dir)
-        finally:
-            rec.detach()
-            if out_dir is not None:
-                Path(out_dir).mkdir(parents=True, exist_ok=True)
-                rec.frame().to_parquet(Path(out_dir) / "steps.parquet", index=False)
-
-    EngineRunner.run = run  # type: ignore[method-assign]
-    try:
-        yield
-    finally:
-        EngineRunner.run = original  # type: ignore[method-assign]
 
 
 def step_error_summary(steps: pd.DataFrame, profile: Profile) -> pd.DataFrame:
