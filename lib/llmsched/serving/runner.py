@@ -27,6 +27,7 @@ from tqdm.auto import tqdm
 
 from llmsched.serving.engine import EngineConfig, build_llm
 from llmsched.serving.records import FAILED, OK, REJECTED, TIMEOUT, RequestRecord, records_to_frame, write_run
+from llmsched.serving.steps import StepRecorder
 from llmsched.workload.request import Request
 
 logger = logging.getLogger(__name__)
@@ -43,7 +44,7 @@ class RunConfig:
     temperature    sampling temperature in free mode (replay uses greedy: token values do not matter there)
     time_limit_s   wall-clock limit of the whole run; what is unfinished then is aborted as "timeout"
     idle_sleep_s   longest sleep while waiting for the next arrival with an idle engine
-    record_steps   also record every engine step (composition and timing, llmsched.sim.calibrate.StepRecorder)
+    record_steps   also record every engine step (composition and timing, llmsched.serving.steps.StepRecorder)
                    into steps.parquet beside requests.parquet; for checking the simulator's step-time model
     """
 
@@ -148,8 +149,6 @@ class EngineRunner:
         in_flight: dict[str, Any] = {}  # request id -> latest RequestOutput (None before the first one)
         recorder = None
         if run.record_steps:
-            from llmsched.sim.calibrate import StepRecorder
-
             recorder = StepRecorder(self.llm)
         bar = tqdm(total=len(order), desc=f"serve {self.config.policy}", disable=not run.progress, unit="req")
         t0 = time.monotonic()

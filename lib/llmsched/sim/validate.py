@@ -10,7 +10,7 @@ the two are compared on the metrics below; relative error = (sim - real) / real.
     table = comparison_table({("rate 1.0", "fcfs"): (real, sim.frame)})
 
 Step-level check: real runs made with `RunConfig(record_steps=True)` record their engine's steps
-(llmsched.sim.calibrate.StepRecorder) into `<out_dir>/steps.parquet` beside requests.parquet, so the measured
+(llmsched.serving.steps.StepRecorder) into `<out_dir>/steps.parquet` beside requests.parquet, so the measured
 serving-loop cycles of a real run can be compared with the profile's prediction (`step_error_summary`), and
 the run can be re-simulated with step times fitted on its own steps (`refit_profile`: a diagnostic that
 separates scheduling fidelity from step-time error and from the machine's speed drifting between runs).
