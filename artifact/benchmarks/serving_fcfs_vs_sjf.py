@@ -1,6 +1,6 @@
 """Evidence that the plug-in schedules a real engine: FCFS vs oracle SJF on Gemma-3-270M (CPU), ShareGPT.
 
-    .venv/bin/python artifact/benchmarks/serving_fcfs_vs_sjf.py            # defaults below, ≈7 min on 2 cores (measured)
+    .venv/bin/python artifact/benchmarks/serving_fcfs_vs_sjf.py            # defaults below, ≈7 min measured
     .venv/bin/python artifact/benchmarks/serving_fcfs_vs_sjf.py --n 40 --model tiny   # quick look
 
 The arrival rate is set above the engine's capacity, so a queue builds up and the order matters. Writes
