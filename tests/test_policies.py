@@ -131,3 +131,80 @@ def test_factory_builds_every_policy_and_names_valid_ones():
         make_policy("lifo")
     with pytest.raises(ValueError, match="bad arguments"):
         make_policy("fcfs", score_key="x")
+
+
+# ---------------------------------------------------------------- starvation guard of score SJF / PARS
+
+
+def _v(i: int, score: float, t: float | None = None) -> RequestView:
+    return RequestView(f"r{i}", float(i if t is None else t), 10, {"score": score})
+
+
+@pytest.mark.parametrize("limit", [1, 3, 10])
+def test_starvation_guard_bounds_the_wait_of_a_long_request(limit):
+    q = make_policy("pars", starvation_limit=limit)
+    long = _v(0, 1000.0)
+    q.add_request(long)
+    admitted_before_long = 0
+    i = 1
+    # a steady stream of short requests: two arrive per admission, so the queue never drains
+    while True:
+        for _ in range(2):
+            q.add_request(_v(i, 1.0))
+            i += 1
+        r = q.pop_request()
+        if r is long:
+            break
+        admitted_before_long += 1
+        assert admitted_before_long <= limit, "long request starved past the bound"
+    assert admitted_before_long == limit
+    assert q.stats["promoted"] == 1
+
+
+def test_without_guard_the_long_request_starves():
+    q = make_policy("sjf", starvation_limit=None)
+    long = _v(0, 1000.0)
+    q.add_request(long)
+    for i in range(1, 200):
+        q.add_request(_v(i, 1.0))
+        assert q.pop_request() is not long
+
+
+def test_guard_bound_with_older_requests_waiting():
+    """A request finding W older requests waiting is admitted within K + W admissions."""
+    k, w = 4, 5
+    q = make_policy("sjf", starvation_limit=k)
+    for i in range(w):
+        q.add_request(_v(i, 500.0 + i))  # older, long
+    target = _v(w, 900.0)
+    q.add_request(target)
+    n = w + 1
+    admitted = 0
+    while True:
+        q.add_request(_v(n, 1.0))
+        n += 1
+        if q.pop_request() is target:
+            break
+        admitted += 1
+    assert admitted <= k + w
+
+
+def test_guard_iter_order_matches_pop_order_and_remove_works():
+    q = make_policy("pars", starvation_limit=2)
+    views = [_v(i, s) for i, s in enumerate([9.0, 1.0, 8.0, 2.0, 7.0, 3.0])]
+    for v in views:
+        q.add_request(v)
+    q.pop_request()  # admits r1 (score 1); r0 has seen 1 admission
+    q.remove_request(views[2])
+    expected = list(q)
+    got = [q.pop_request() for _ in range(len(q))]
+    assert got == expected
+    assert views[2] not in got and len(got) == 4
+    with pytest.raises(IndexError):
+        q.peek_request()
+
+
+def test_guard_rejects_bad_limits():
+    for bad in (0, -3, 1.5, True):
+        with pytest.raises(ValueError, match="starvation_limit"):
+            make_policy("pars", starvation_limit=bad)

@@ -3,12 +3,13 @@
 from llmsched.policies.base import PolicyQueue, RequestView, identity_view
 from llmsched.policies.fcfs import FCFSQueue
 from llmsched.policies.registry import POLICIES, make_policy
-from llmsched.policies.sjf import OracleSJFQueue, PromptLengthSJFQueue, ScoreSJFQueue
+from llmsched.policies.sjf import OracleSJFQueue, PARSQueue, PromptLengthSJFQueue, ScoreSJFQueue
 
 __all__ = [
     "POLICIES",
     "FCFSQueue",
     "OracleSJFQueue",
+    "PARSQueue",
     "PolicyQueue",
     "PromptLengthSJFQueue",
     "RequestView",

@@ -7,10 +7,10 @@ from typing import Any
 
 from llmsched.policies.base import PolicyQueue, RequestView, identity_view
 from llmsched.policies.fcfs import FCFSQueue
-from llmsched.policies.sjf import OracleSJFQueue, PromptLengthSJFQueue, ScoreSJFQueue
+from llmsched.policies.sjf import OracleSJFQueue, PARSQueue, PromptLengthSJFQueue, ScoreSJFQueue
 
 POLICIES: dict[str, type[PolicyQueue]] = {
-    cls.name: cls for cls in (FCFSQueue, ScoreSJFQueue, OracleSJFQueue, PromptLengthSJFQueue)
+    cls.name: cls for cls in (FCFSQueue, ScoreSJFQueue, PARSQueue, OracleSJFQueue, PromptLengthSJFQueue)
 }
 
 

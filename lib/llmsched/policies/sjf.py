@@ -5,6 +5,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import math
+from collections import deque
 from collections.abc import Callable, Iterator
 
 from llmsched.policies.base import PolicyQueue, RequestView, T, finite_hint, identity_view
@@ -18,8 +19,17 @@ class ScoreSJFQueue(PolicyQueue[T]):
     scored request, in arrival order among themselves (FCFS fallback), and counted in
     `stats["missing_score"]`; it is never dropped.
 
+    Starvation guard (`starvation_limit=K`, off when None): a request that has seen K admissions since it
+    entered the queue is promoted; promoted requests are admitted before all others, oldest entry first.
+    Bound: a request entering the queue when W requests are already waiting is admitted within K + W
+    admissions; of those, at most K are requests that entered after it (FCFS would admit it after exactly the
+    W older ones it finds waiting, so the guard costs it at most K admissions over FCFS). Proof sketch: after K
+    admissions it is promoted, and from then on only promoted requests that entered before it go first. A
+    preempted request re-enters the queue and its count restarts. Counted in `stats["promoted"]`.
+
     Implementation: a binary heap with lazy deletion, so add/pop are O(log n) and remove is O(1) amortised
-    (entries are tombstoned and the heap is rebuilt when more than half of it is dead).
+    (entries are tombstoned and the heap is rebuilt when more than half of it is dead); the guard adds a FIFO
+    of entries in entry order whose head is the only candidate for promotion, so it costs O(1) per admission.
     """
 
     name = "sjf"
@@ -28,12 +38,19 @@ class ScoreSJFQueue(PolicyQueue[T]):
         self,
         view: Callable[[T], RequestView] = identity_view,
         score_key: str = "score",
+        starvation_limit: int | None = None,
     ) -> None:
         super().__init__(view)
+        if starvation_limit is not None and (isinstance(starvation_limit, bool) or int(starvation_limit) < 1
+                                             or int(starvation_limit) != starvation_limit):
+            raise ValueError(f"starvation_limit must be None or an integer >= 1, got {starvation_limit!r}")
         self.score_key = score_key
-        self._heap: list[list] = []  # [score, arrival, seq, request, alive]
+        self.starvation_limit = None if starvation_limit is None else int(starvation_limit)
+        self._heap: list[list] = []  # [score, arrival, seq, request, alive, admissions at entry]
         self._entry: dict[int, list] = {}  # id(request) -> heap entry
+        self._fifo: deque[list] = deque()  # entries in entry order (only with a starvation limit)
         self._seq = itertools.count()
+        self._admitted = 0
 
     def score_of(self, view: RequestView) -> float | None:
         return finite_hint(view, self.score_key)
@@ -50,27 +67,49 @@ class ScoreSJFQueue(PolicyQueue[T]):
         if id(request) in self._entry:
             raise ValueError(f"request {self.view(request).request_id} is already waiting in {self!r}")
         score, arrival = self._key(request)
-        entry = [score, arrival, next(self._seq), request, True]
+        entry = [score, arrival, next(self._seq), request, True, self._admitted]
         self._entry[id(request)] = entry
         heapq.heappush(self._heap, entry)
+        if self.starvation_limit is not None:
+            self._fifo.append(entry)
 
-    def _clean_top(self) -> None:
-        while self._heap and not self._heap[0][4]:
-            heapq.heappop(self._heap)
+    def _next(self) -> list | None:
+        """The entry to admit next: the oldest starving one if any, else the heap's top; None when empty."""
+        fifo = self._fifo
+        if self.starvation_limit is not None:
+            while fifo and not fifo[0][4]:
+                fifo.popleft()
+            if fifo and self._admitted - fifo[0][5] >= self.starvation_limit:
+                return fifo[0]
+        self._clean_heap_top()
+        return self._heap[0] if self._heap else None
+
+    def _clean_heap_top(self) -> None:
+        heap = self._heap
+        while heap and not heap[0][4]:
+            heapq.heappop(heap)
 
     def pop_request(self) -> T:
-        self._clean_top()
-        if not self._heap:
+        entry = self._next()
+        if entry is None:
             raise IndexError("pop from an empty queue")
-        entry = heapq.heappop(self._heap)
+        if self._fifo and entry is self._fifo[0]:
+            self._fifo.popleft()
+            if self._admitted - entry[5] >= self.starvation_limit:
+                self._clean_heap_top()
+                if entry is not self._heap[0]:
+                    self._count("promoted")  # admitted ahead of a lower score
+        entry[4] = False  # tombstone: the heap (or the FIFO) drops it when it reaches the top
         del self._entry[id(entry[3])]
+        self._admitted += 1
+        self._maybe_compact()
         return entry[3]
 
     def peek_request(self) -> T:
-        self._clean_top()
-        if not self._heap:
+        entry = self._next()
+        if entry is None:
             raise IndexError("peek from an empty queue")
-        return self._heap[0][3]
+        return entry[3]
 
     def prepend_request(self, request: T) -> None:
         # NOTE: a score-ordered queue has no front; a preempted or skipped request re-enters at its score.
@@ -81,15 +120,40 @@ class ScoreSJFQueue(PolicyQueue[T]):
         if entry is None:
             raise ValueError(f"request {self.view(request).request_id} is not waiting in {self!r}")
         entry[4] = False
+        self._maybe_compact()
+
+    def _maybe_compact(self) -> None:
         if len(self._heap) > 2 * len(self._entry) + 16:
             self._heap = [e for e in self._heap if e[4]]
             heapq.heapify(self._heap)
+        if len(self._fifo) > 2 * len(self._entry) + 16:
+            self._fifo = deque(e for e in self._fifo if e[4])
 
     def __len__(self) -> int:
         return len(self._entry)
 
     def __iter__(self) -> Iterator[T]:
-        return iter([e[3] for e in sorted(self._entry.values())])
+        """Waiting requests in admission order if nothing else arrives (the guard's promotions included)."""
+        if self.starvation_limit is None:
+            return iter([e[3] for e in sorted(self._entry.values(), key=lambda e: e[:3])])
+        order: list[T] = []
+        heap = sorted(self._entry.values(), key=lambda e: e[:3])
+        fifo = [e for e in self._fifo if e[4]]
+        taken: set[int] = set()
+        admitted, h, f = self._admitted, 0, 0
+        while len(order) < len(self._entry):
+            while f < len(fifo) and id(fifo[f]) in taken:
+                f += 1
+            if f < len(fifo) and admitted - fifo[f][5] >= self.starvation_limit:
+                entry = fifo[f]
+            else:
+                while id(heap[h]) in taken:
+                    h += 1
+                entry = heap[h]
+            taken.add(id(entry))
+            order.append(entry[3])
+            admitted += 1
+        return iter(order)
 
 
 class OracleSJFQueue(ScoreSJFQueue[T]):
@@ -114,3 +178,21 @@ class PromptLengthSJFQueue(ScoreSJFQueue[T]):
 
     def score_of(self, view: RequestView) -> float | None:
         return float(view.prompt_tokens)
+
+
+class PARSQueue(ScoreSJFQueue[T]):
+    """PARS: SJF by a learned ranker's score (hint `score`, set by llmsched.predictors.score_requests), with the
+    starvation guard on by default (a request is promoted after `starvation_limit` admissions; see
+    ScoreSJFQueue for the bound). `starvation_limit=None` gives plain ranker SJF as in the paper.
+    """
+
+    name = "pars"
+    DEFAULT_STARVATION_LIMIT = 1000
+
+    def __init__(
+        self,
+        view: Callable[[T], RequestView] = identity_view,
+        score_key: str = "score",
+        starvation_limit: int | None = DEFAULT_STARVATION_LIMIT,
+    ) -> None:
+        super().__init__(view, score_key=score_key, starvation_limit=starvation_limit)

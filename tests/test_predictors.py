@@ -1,0 +1,222 @@
+"""Length predictors: metrics, pair filter, losses, training on a learnable synthetic task, checkpoints, scoring."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import scipy.stats
+import torch
+
+from llmsched.predictors import (
+    OraclePredictor,
+    Predictor,
+    PromptLengthPredictor,
+    RandomPredictor,
+    TrainConfig,
+    filter_pairs,
+    kendall_tau,
+    load_ranker,
+    pairwise_accuracy,
+    sample_pairs,
+    score_requests,
+    train_cached,
+    train_ranker,
+)
+from llmsched.predictors.base import BLANK, NON_FINITE, PREDICTOR_ERROR
+from llmsched.predictors.losses import list_mle
+from llmsched.workload import Request
+
+# ---------------------------------------------------------------- metrics
+
+
+@pytest.mark.parametrize("n,levels", [(7, 3), (300, 20), (1200, 1000)])
+def test_kendall_tau_agrees_with_scipy(n, levels):
+    rng = np.random.default_rng(n)
+    true = rng.integers(0, levels, n)  # ties in the truth
+    pred = true + rng.normal(0, levels / 3, n)
+    pred[: n // 5] = np.round(pred[: n // 5])  # and ties in the prediction
+    assert kendall_tau(pred, true) == pytest.approx(scipy.stats.kendalltau(pred, true).statistic, abs=1e-12)
+
+
+def test_kendall_tau_extremes_and_errors():
+    x = np.arange(10.0)
+    assert kendall_tau(x, x) == pytest.approx(1.0)
+    assert kendall_tau(-x, x) == pytest.approx(-1.0)
+    assert math.isnan(kendall_tau(np.ones(5), x[:5]))
+    with pytest.raises(ValueError, match="differ in length"):
+        kendall_tau(x, x[:3])
+    with pytest.raises(ValueError, match="finite"):
+        kendall_tau([1.0, math.nan], [1, 2])
+
+
+def test_pairwise_accuracy_by_hand():
+    true = [10, 20, 30, 30]
+    # pairs with different truth: (0,1) (0,2) (0,3) (1,2) (1,3) -> 5; scores get (0,1) wrong, tie on (1,2)
+    pred = [2.0, 1.0, 1.0, 3.0]
+    # (0,1): 2>1 but 10<20 wrong; (0,2): 2>1 wrong; (0,3): 2<3 right; (1,2): tie half; (1,3): right
+    assert pairwise_accuracy(pred, true) == pytest.approx(2.5 / 5)
+    # with min_gap 0.5 only pairs with |a-b|/max >= 0.5 count: (0,1) 0.5, (0,2) 0.67, (0,3) 0.67
+    assert pairwise_accuracy(pred, true, min_gap=0.5) == pytest.approx(1 / 3)
+
+
+# ---------------------------------------------------------------- pairs and losses
+
+
+@pytest.mark.parametrize("delta", [0.0, 0.1, 0.2, 0.4])
+def test_pair_filter_keeps_exactly_the_pairs_with_gap_at_least_delta(delta):
+    rng = np.random.default_rng(1)
+    lengths = rng.integers(0, 60, 200)
+    a = rng.integers(0, 200, 5000)
+    b = rng.integers(0, 200, 5000)
+    ka, kb, y = filter_pairs(a, b, lengths, delta)
+    expected = [
+        (i, j) for i, j in zip(a, b, strict=True)
+        if lengths[i] != lengths[j] and abs(lengths[i] - lengths[j]) / max(lengths[i], lengths[j]) >= delta
+    ]
+    assert list(zip(ka.tolist(), kb.tolist(), strict=True)) == [(int(i), int(j)) for i, j in expected]
+    assert np.array_equal(y, np.where(lengths[ka] > lengths[kb], 1.0, -1.0))
+
+
+def test_sample_pairs_draws_other_prompts_only():
+    lengths = np.arange(1, 51) * 10
+    a, b, y = sample_pairs(lengths, 0.0, 10, np.random.default_rng(0))
+    assert len(a) == 500  # all lengths differ, delta 0: nothing filtered
+    assert (a != b).all()
+    assert np.bincount(a, minlength=50).tolist() == [10] * 50
+    with pytest.raises(ValueError, match="at least 2"):
+        sample_pairs([5], 0.2, 3, np.random.default_rng(0))
+    with pytest.raises(ValueError, match="delta"):
+        filter_pairs(a, b, lengths, 1.0)
+
+
+def test_list_mle_prefers_the_true_order():
+    rel = torch.tensor([3.0, 1.0, 2.0, 0.0])
+    right = list_mle(torch.tensor([3.0, 1.0, 2.0, 0.0]), rel)
+    wrong = list_mle(torch.tensor([0.0, 2.0, 1.0, 3.0]), rel)
+    assert right < wrong
+
+
+# ---------------------------------------------------------------- training on a learnable synthetic task
+
+FILLER = "river table green music window paper coffee mountain garden letter".split()
+
+
+def synthetic(n: int, seed: int) -> tuple[list[str], np.ndarray]:
+    """Prompts whose response length is set by how much detail they ask for (0-3 'detailed' requests)."""
+    rng = np.random.default_rng(seed)
+    prompts, lengths = [], []
+    for _ in range(n):
+        k = int(rng.integers(0, 4))
+        words = list(rng.choice(FILLER, 6))
+        ask = ["Answer yes or no."] if k == 0 else ["Explain in great detail with long examples."] * k
+        prompts.append(" ".join(words[:3] + ask + words[3:]))
+        lengths.append(float(10 * 4**k + rng.integers(0, 5)))
+    return prompts, np.array(lengths)
+
+
+def test_pars_fine_tuned_scores_longer_responses_higher():
+    prompts, lengths = synthetic(80, 0)
+    cfg = TrainConfig(method="pars", max_tokens=32, epochs=3, batch_size=32, lr=2e-4, pairs_per_prompt=4,
+                      warmup=0.0)
+    ranker = train_ranker(cfg, prompts, lengths, progress=False)
+    test_p, test_l = synthetic(60, 1)
+    s = ranker.score(test_p)
+    assert s[test_l > 100].mean() > s[test_l < 20].mean()  # raw score grows with response length
+    assert kendall_tau(s, test_l) > 0.5
+    assert ranker.info["best_val_pairwise_accuracy"] > 0.7
+    assert ranker.info["history"], "validation history recorded"
+
+
+@pytest.mark.parametrize("method", ["pars", "ltr", "pointwise", "classify"])
+def test_short_training_beats_random(method):
+    prompts, lengths = synthetic(120, 2)
+    cfg = TrainConfig(method=method, max_tokens=32, epochs=8, batch_size=32, lr=5e-2, freeze_encoder=True,
+                      pair_sampling="in_batch", n_classes=4, warmup=0.0)
+    ranker = train_ranker(cfg, prompts, lengths, progress=False)
+    test_p, test_l = synthetic(80, 3)
+    tau = kendall_tau(ranker.score(test_p), test_l)
+    tau_random = kendall_tau(RandomPredictor(seed=0).score(test_p), test_l)
+    assert tau > tau_random + 0.3, (method, tau, tau_random)
+
+
+def test_checkpoint_round_trip_and_cache(tmp_path, monkeypatch):
+    prompts, lengths = synthetic(40, 4)
+    cfg = TrainConfig(method="pointwise", max_tokens=16, epochs=1, batch_size=16, freeze_encoder=True)
+    first = train_cached(cfg, prompts, lengths, root=tmp_path / "ck", progress=False)
+    assert (tmp_path / "ck" / "model.safetensors").exists() and (tmp_path / "ck" / "DONE").exists()
+    again = load_ranker(tmp_path / "ck")
+    np.testing.assert_allclose(again.score(prompts[:7]), first.score(prompts[:7]), rtol=1e-5, atol=1e-6)
+
+    def boom(*a, **k):
+        raise AssertionError("retrained although a checkpoint exists")
+
+    monkeypatch.setattr("llmsched.predictors.ranker.train_ranker", boom)
+    cached = train_cached(cfg, prompts, lengths, root=tmp_path / "ck", progress=False)
+    np.testing.assert_allclose(cached.score(prompts[:3]), first.score(prompts[:3]), rtol=1e-5, atol=1e-6)
+
+
+def test_missing_checkpoint_says_how_to_make_one(tmp_path):
+    with pytest.raises(FileNotFoundError, match="train_cached"):
+        load_ranker(tmp_path / "nothing")
+    (tmp_path / "half").mkdir()
+    (tmp_path / "half" / "model.safetensors").write_bytes(b"")
+    with pytest.raises(FileNotFoundError, match="no complete ranker checkpoint"):
+        load_ranker(tmp_path / "half")
+
+
+def test_train_config_rejects_bad_values():
+    with pytest.raises(ValueError, match="method must be one of"):
+        TrainConfig(method="bogus")
+    with pytest.raises(ValueError, match="delta"):
+        TrainConfig(delta=-0.1)
+    with pytest.raises(ValueError, match="lengths must be finite"):
+        train_ranker(TrainConfig(), ["a b", "c d", "e f", "g h"], [1, 2, math.nan, 4], progress=False)
+
+
+# ---------------------------------------------------------------- heuristics and scoring requests
+
+
+def test_heuristic_predictors():
+    prompts = ["one", "one two three", "one two"]
+    assert PromptLengthPredictor().score(prompts).tolist() == [1.0, 3.0, 2.0]
+    a = RandomPredictor(seed=3).score(prompts)
+    assert np.array_equal(a, RandomPredictor(seed=3).score(prompts))
+    oracle = OraclePredictor({"one": 5, "one two": 50})
+    assert oracle.score(["one two", "one"]).tolist() == [50.0, 5.0]
+    with pytest.raises(KeyError, match="no length"):
+        oracle.score(["unknown"])
+
+
+@pytest.mark.parametrize("bad", [["ok", ""], ["ok", "   \n"], ["ok", None], ["ok", 3.5]])
+def test_predictors_reject_prompts_that_are_not_text(bad):
+    with pytest.raises(ValueError, match="cannot be scored"):
+        PromptLengthPredictor().score(bad)
+
+
+class _Flaky(Predictor):
+    """NaN for prompts containing 'nan', inf for 'inf', raises for 'boom'."""
+
+    name = "flaky"
+
+    def _score(self, prompts):
+        if any("boom" in p for p in prompts):
+            raise RuntimeError("predictor crashed")
+        return [math.nan if "nan" in p else math.inf if "inf" in p else float(len(p)) for p in prompts]
+
+
+def test_score_requests_never_loses_a_request_and_counts_fallbacks():
+    texts = ["short", "nan here", "   ", "a longer prompt", "inf", "boom", "fine", "x"]
+    reqs = [Request(f"r{i}", t, 1, 1, arrival_time=float(i), hints={"score": -1.0}) for i, t in enumerate(texts)]
+    out, report = score_requests(reqs, _Flaky(), batch_size=2)
+    assert [r.request_id for r in out] == [r.request_id for r in reqs]
+    scored = {r.request_id: r.hints.get("score") for r in out}
+    assert scored["r0"] == 5.0 and scored["r3"] == 15.0
+    # no stale score survives on requests that could not be scored
+    assert all(scored[k] is None for k in ("r1", "r2", "r4"))
+    # usable prompts go in batches of 2: [short, nan here] [a longer prompt, inf] [boom, fine] [x]
+    assert report.unscored[BLANK] == 1 and report.unscored[NON_FINITE] == 2
+    assert report.unscored[PREDICTOR_ERROR] == 2 and "predictor crashed" in report.errors[0]
+    assert report.scored + sum(report.unscored.values()) == len(reqs)
+    assert "unscored" in report.summary()
