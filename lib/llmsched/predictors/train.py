@@ -145,6 +145,10 @@ class _Targets:
         return {"log_mean": self.log_mean, "log_std": self.log_std, "class_edges": self.class_edges.tolist()}
 
 
+# Pooled vectors of the untrained backbone, reused by successive frozen-encoder runs on the same prompts.
+_FROZEN_CACHE: dict[tuple, torch.Tensor] = {}
+
+
 class _Encoded:
     """Token ids of every prompt (truncated, unpadded) or, with a frozen encoder, their pooled vectors."""
 
@@ -155,10 +159,14 @@ class _Encoded:
         self.model = model
         self.frozen: torch.Tensor | None = None
         if cfg.freeze_encoder:
-            with torch.no_grad():
-                model.eval()
-                vecs = [model.embed(*self.batch(list(chunk))) for chunk in _chunks(range(len(prompts)), 64)]
-            self.frozen = torch.cat(vecs)
+            key = (cfg.backbone, cfg.pooling, cfg.max_tokens, hash(tuple(prompts)))
+            if key not in _FROZEN_CACHE:
+                with torch.no_grad():
+                    model.eval()
+                    vecs = [model.embed(*self.batch(list(c))) for c in _chunks(range(len(prompts)), 64)]
+                _FROZEN_CACHE.clear()  # keep one set of vectors: enough for an ablation grid on one dataset
+                _FROZEN_CACHE[key] = torch.cat(vecs)
+            self.frozen = _FROZEN_CACHE[key]
 
     def batch(self, idx: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
         rows = [self.ids[i] for i in idx]

@@ -98,6 +98,11 @@ def build_llm(config: EngineConfig) -> Any:
     return LLM(**config.llm_kwargs())
 
 
+def json_key(config: Any) -> Any:
+    """`config` as it reads back from JSON (tuples become lists, ...): compare cache keys in this form."""
+    return json.loads(json.dumps(config, sort_keys=True, default=str))
+
+
 def config_hash(config: dict[str, Any], n: int = 10) -> str:
     """A short stable hash of a JSON-able config: result paths depend on the config, not the clock."""
     blob = json.dumps(config, sort_keys=True, default=str).encode()

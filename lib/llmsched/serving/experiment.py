@@ -14,13 +14,15 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
 from llmsched.analysis.metrics import SLO, compare
 from llmsched.analysis.tables import to_markdown
-from llmsched.serving.engine import EngineConfig, config_hash
+from llmsched.serving.engine import EngineConfig, config_hash, json_key
 from llmsched.serving.records import read_run
 from llmsched.serving.runner import EngineRunner, RunConfig
 from llmsched.workload import (
@@ -72,23 +74,29 @@ def _workload_hash(requests: list[Request]) -> str:
 def compare_policies(
     requests: list[Request],
     engine: EngineConfig,
-    policies: list[str],
+    policies: Sequence[str] | Mapping[str, tuple[str, Mapping[str, Any]]],
     out_root: str | Path,
     run: RunConfig | None = None,
     slo: SLO | None = None,
     force: bool = False,
 ) -> pd.DataFrame:
-    """Run `requests` under each policy on a fresh engine; return (and save) the summary table."""
+    """Run `requests` under each policy on a fresh engine; return (and save) the summary table.
+
+    `policies` is a list of policy names (run with the engine's policy_args), or a mapping label ->
+    (policy name, policy args), e.g. one "pars" policy per ranker score; results go to out_root/<label>/.
+    """
     run = run or RunConfig()
     out = Path(out_root)
     out.mkdir(parents=True, exist_ok=True)
     save_workload(requests, out / "workload.parquet")
     wl_hash = _workload_hash(requests)
     frames: dict[str, pd.DataFrame] = {}
-    for policy in policies:
-        cfg = dataclasses.replace(engine, policy=policy)
+    specs = (dict(policies) if isinstance(policies, Mapping)
+             else {p: (p, engine.policy_args) for p in policies})
+    for policy, (name, args) in specs.items():
+        cfg = dataclasses.replace(engine, policy=name, policy_args=dict(args))
         run_dir = out / policy
-        key = {"engine": cfg.to_dict(), "run": dataclasses.asdict(run), "workload": wl_hash}
+        key = json_key({"engine": cfg.to_dict(), "run": dataclasses.asdict(run), "workload": wl_hash})
         marker = run_dir / "run_key.json"
         if not force and marker.exists() and json.loads(marker.read_text()) == key:
             logger.info("%s: results exist for this config, skipping (force=True reruns)", policy)

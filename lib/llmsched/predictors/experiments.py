@@ -1,0 +1,237 @@
+"""The PARS experiments end to end, stage by stage, each cached on disk (the notebooks call the same stages).
+
+    python -m llmsched.predictors.experiments --profile cpu [--stages collect,study,sim,proxy,serve]
+
+Stages (inputs → outputs under results/pars/<profile>/):
+    collect  ShareGPT prompts → the serving model's response lengths on a train + test subset
+             (llmsched.serving.lengths; cached under results/lengths/)
+    study    rankers trained on ChatGPT lengths (+ PARS on the model's lengths) → rankers/ tables
+             (llmsched.predictors.study; checkpoints under results/predictors/)
+    sim      test prompts scored by every ranker → simulator rate sweep at paper scale (analytic GPU profile,
+             ShareGPT ChatGPT lengths) → sim/
+    proxy    the same on the reasoning proxy (math/code prompts, synthetic long-tailed lengths) → sim_proxy/
+    serve    the real engine (Gemma-3-270M on CPU) at an overloaded rate, FCFS / rankers / oracle → serve/
+    reasoning  (gpu profile only: needs the hub and a GPU) a reasoning model's lengths on MATH-plus → PARS
+             trained on them → simulator sweep with those measured lengths → reasoning/
+
+Parameters come from the profile YAML (artifact/profiles/<profile>.yaml, keys starting with `pars_`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from llmsched.paths import REPO_ROOT, results_dir
+
+logger = logging.getLogger(__name__)
+
+STAGES = ("collect", "study", "sim", "proxy", "serve", "reasoning")
+RANKERS = ("pars", "ltr", "pointwise")  # the learned rankers that also schedule
+
+
+def load_params(profile: str) -> dict[str, Any]:
+    import yaml
+
+    path = REPO_ROOT / "artifact" / "profiles" / f"{profile}.yaml"
+    if not path.exists():
+        valid = sorted(p.stem for p in path.parent.glob("*.yaml"))
+        raise ValueError(f"unknown profile {profile!r}; valid profiles: {', '.join(valid)}")
+    return yaml.safe_load(path.read_text())
+
+
+class ParsExperiments:
+    """The stages of the PARS experiments for one parameter set (a profile's values)."""
+
+    def __init__(self, params: dict[str, Any], out_root: str | Path | None = None) -> None:
+        self.p = params
+        self.out = Path(out_root) if out_root is not None else results_dir() / "pars" / str(params["profile"])
+        self.out.mkdir(parents=True, exist_ok=True)
+        self._split = None
+
+    # ------------------------------------------------------------------ data
+    def split(self):
+        from llmsched.predictors.data import model_tokenizer, sharegpt_split
+
+        if self._split is None:
+            self._split = sharegpt_split(model_tokenizer(self.p["model"]), self.p["pars_n_train"],
+                                         self.p["pars_n_test"], seed=self.p["seed"],
+                                         max_prompt_tokens=self.p["pars_max_prompt_tokens"])
+        return self._split
+
+    def engine(self, **overrides: Any):
+        from llmsched.serving.engine import EngineConfig
+
+        return EngineConfig(**{"model": self.p["model"], "seed": self.p["seed"], **self.p.get("pars_engine", {}),
+                               **overrides})
+
+    # ------------------------------------------------------------------ stages
+    def collect(self) -> pd.DataFrame:
+        from llmsched.serving.lengths import LengthSampling, collect_lengths
+
+        reqs = self.split().collection_set(self.p["pars_collect_train"], self.p["pars_collect_test"])
+        extra = dict(self.p.get("pars_collect_sampling", {}))
+        if "stop" in extra:
+            extra["stop"] = tuple(extra["stop"])
+        sampling = LengthSampling(max_tokens=self.p["pars_collect_max_tokens"],
+                                  n_samples=self.p["pars_collect_samples"], **extra)
+        return collect_lengths(reqs, self.engine(max_num_seqs=self.p["pars_collect_max_num_seqs"]), sampling)
+
+    def study(self) -> dict[str, pd.DataFrame]:
+        from llmsched.predictors.study import StudyConfig, run_ranker_study
+
+        cfg = StudyConfig(train=dict(self.p.get("pars_train", {})),
+                          ablation_overrides=dict(self.p.get("pars_ablation", {})),
+                          target_name=self.p["model"], seed=self.p["seed"])
+        return run_ranker_study(self.split(), cfg, self.out / "rankers", target_lengths=self.collect())
+
+    def rankers(self) -> dict[str, Any]:
+        """The trained main rankers (from the study's checkpoints; trained if missing)."""
+        import numpy as np
+
+        from llmsched.predictors.ranker import train_cached
+        from llmsched.predictors.study import StudyConfig
+
+        cfg = StudyConfig(train=dict(self.p.get("pars_train", {})))
+        split = self.split()
+        prompts = [r.prompt for r in split.train]
+        lengths = np.array([r.output_tokens for r in split.train], dtype=float)
+        return {m: train_cached(cfg.train_config(m), prompts, lengths) for m in RANKERS}
+
+    def scored_test(self, requests=None):
+        """Test prompts (or `requests`) with every ranker's score, cached as a workload file."""
+        from llmsched.predictors.scheduling import score_workload
+        from llmsched.serving.engine import config_hash
+        from llmsched.workload import load_workload, save_workload
+
+        requests = list(requests if requests is not None else self.split().test)
+        key = config_hash([(r.request_id, r.prompt, r.output_tokens, r.source) for r in requests])
+        path = self.out / "scored" / f"{key}.parquet"
+        if path.exists():
+            return load_workload(path)
+        scored, reports = score_workload(requests, self.rankers(), progress=True)
+        save_workload(scored, path)
+        (path.with_suffix(".json")).write_text(json.dumps({k: v.to_dict() for k, v in reports.items()},
+                                                          indent=2) + "\n")
+        return scored
+
+    def _sweep(self, requests, name: str, rankers: tuple[str, ...] = RANKERS) -> pd.DataFrame:
+        from llmsched.predictors.scheduling import ranker_policies
+        from llmsched.sim import load_profile
+        from llmsched.sim.sweep import rate_sweep, saturation_throughput
+
+        prof = load_profile(self.p["pars_sim_profile"])
+        config = prof.sim_config(**self.p.get("pars_sim_overrides", {}))
+        cap = saturation_throughput(requests, config, prof.step_time)
+        rates = [cap * f for f in self.p["pars_sim_loads"]]
+        specs = ranker_policies(list(rankers), starvation_limit=self.p["pars_starvation_limit"])
+        specs["pars-noguard"] = ("pars", {"score_key": "score_pars", "starvation_limit": None})
+        logger.info("%s: saturation throughput %.2f req/s; rates %s", name, cap, [round(r, 2) for r in rates])
+        return rate_sweep(requests, rates, specs, config, prof.step_time, seed=self.p["seed"], capacity=cap,
+                          out_dir=self.out / name)
+
+    def sim(self) -> pd.DataFrame:
+        """Paper-scale sweep: the test prompts (repeated to pars_sim_n requests) with ChatGPT lengths."""
+        reqs = self.scored_test()
+        return self._sweep(_repeat(reqs, self.p["pars_sim_n"]), "sim")
+
+    def proxy(self) -> pd.DataFrame:
+        from llmsched.predictors.scheduling import reasoning_proxy
+
+        reqs = reasoning_proxy(self.scored_test(), seed=self.p["seed"])
+        if len(reqs) < 10:
+            raise ValueError(f"only {len(reqs)} math/code prompts among the test prompts; raise pars_n_test")
+        return self._sweep(_repeat(reqs, self.p["pars_sim_n"]), "sim_proxy")
+
+    def serve(self) -> pd.DataFrame:
+        from llmsched.predictors.scheduling import ranker_policies
+        from llmsched.serving.experiment import compare_policies
+        from llmsched.serving.runner import RunConfig
+        from llmsched.workload import assign_arrivals, make_arrivals
+
+        pool = [r for r in self.scored_test() if r.output_tokens <= self.p["pars_serving_max_output_tokens"]]
+        reqs = pool[: self.p["pars_serving_n"]]
+        if len(reqs) < self.p["pars_serving_n"]:
+            raise ValueError(f"only {len(reqs)} test prompts with <= {self.p['pars_serving_max_output_tokens']} "
+                             "output tokens; raise pars_n_test")
+        times = make_arrivals("poisson", len(reqs), self.p["pars_serving_rate"], seed=self.p["seed"])
+        reqs = assign_arrivals(reqs, times)
+        specs = ranker_policies(list(RANKERS), starvation_limit=self.p["pars_starvation_limit"])
+        engine = self.engine(max_num_seqs=self.p["serving_max_num_seqs"])
+        return compare_policies(reqs, engine, specs, self.out / "serve", run=RunConfig(mode="replay"))
+
+
+    def reasoning(self) -> pd.DataFrame:
+        """Lengths of a reasoning model on MATH-plus, PARS trained on them, a sweep with the measured lengths."""
+        import dataclasses
+
+        import numpy as np
+
+        from llmsched.predictors.data import model_tokenizer
+        from llmsched.predictors.ranker import train_cached
+        from llmsched.predictors.scheduling import score_workload
+        from llmsched.predictors.study import StudyConfig, target_lengths_by_id
+        from llmsched.serving.lengths import LengthSampling, collect_lengths
+        from llmsched.workload import load_dataset_records, to_requests
+
+        model = self.p.get("pars_reasoning_model")
+        if not model:
+            raise ValueError("this profile sets no pars_reasoning_model: the reasoning stage runs in the gpu "
+                             "profile (a GPU, the hub for model and MATH-plus); offline, the proxy stage stands in")
+        records, _ = load_dataset_records(self.p["pars_reasoning_dataset"], limit=self.p["pars_reasoning_n"] * 2)
+        reqs, _ = to_requests(records, model_tokenizer(model), limit=self.p["pars_reasoning_n"], seed=self.p["seed"],
+                              max_prompt_tokens=self.p["pars_max_prompt_tokens"])
+        sampling = LengthSampling(template="{prompt}", stop=(), chat=True,
+                                  max_tokens=self.p["pars_reasoning_max_tokens"], temperature=0.6, top_p=0.95)
+        table = collect_lengths(reqs, self.engine(model=model, max_model_len=self.p["pars_reasoning_max_model_len"]),
+                                sampling)
+        by_id, _ = target_lengths_by_id(table)
+        measured = [dataclasses.replace(r, output_tokens=int(round(by_id[r.request_id]))) for r in reqs
+                    if r.request_id in by_id]
+        n_test = max(10, len(measured) // 10)
+        train, test = measured[:-n_test], measured[-n_test:]
+        cfg = StudyConfig(train=dict(self.p.get("pars_train", {})))
+        pars = train_cached(cfg.train_config("pars"), [r.prompt for r in train],
+                            np.array([r.output_tokens for r in train], dtype=float))
+        scored, _ = score_workload(test, {"pars": pars})
+        return self._sweep(_repeat(scored, self.p["pars_sim_n"]), "reasoning", rankers=("pars",))
+
+
+def _repeat(requests, n: int):
+    """n requests cycling through `requests` (ids made unique): a larger workload from the same prompts."""
+    import dataclasses
+
+    return [dataclasses.replace(requests[i % len(requests)], request_id=f"{requests[i % len(requests)].request_id}"
+                                f"~{i // len(requests)}") for i in range(n)]
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m llmsched.predictors.experiments", description=__doc__.split("\n")[0])
+    ap.add_argument("--profile", default="cpu")
+    ap.add_argument("--stages", default=",".join(STAGES), help=f"comma-separated, from {', '.join(STAGES)}")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="[%(name)s] %(message)s", stream=sys.stderr)
+    stages = [s for s in args.stages.split(",") if s]
+    bad = [s for s in stages if s not in STAGES]
+    if bad:
+        ap.error(f"unknown stages {bad}; valid: {', '.join(STAGES)}")
+    exp = ParsExperiments(load_params(args.profile))
+    for stage in stages:
+        result = getattr(exp, stage)()
+        if isinstance(result, pd.DataFrame):
+            print(f"== {stage}\n{result.to_string(max_rows=60)}")
+        elif isinstance(result, dict):
+            for name, frame in result.items():
+                if name != "scores":
+                    print(f"== {stage}: {name}\n{frame.to_string(max_rows=60)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,90 @@
+"""PARS scheduling: score a workload with several rankers once, then compare SJF-by-score policies.
+
+    scored, reports = score_workload(requests, {"pars": pars, "ltr": ltr})    # hints score_pars, score_ltr
+    specs = ranker_policies(["pars", "ltr"], starvation_limit=1000)          # + fcfs and oracle-sjf
+    rate_sweep(scored, rates, specs, ...)  /  compare_policies(scored, engine, specs, out_root)
+
+Every ranker's score sits in its own hint (`score_<label>`), so one workload file carries all of them and each
+policy reads its own; the score-SJF queue serves requests without a usable score after the scored ones, in
+arrival order (FCFS fallback), and counts them.
+
+The reasoning proxy (`reasoning_proxy`) stands in for PARS's reasoning-model workloads where no reasoning
+model can run: ShareGPT prompts that look like math or code, with each ChatGPT response length stretched by
+a seeded log-normal factor (median 8, sigma 0.8, capped). It is a *proxy*: the lengths are synthetic, and every
+table and figure built from it must say so (its requests carry source "sharegpt-reasoning-proxy").
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from llmsched.predictors.base import Predictor, ScoreReport, score_requests
+from llmsched.workload import Request
+
+PROXY_SOURCE = "sharegpt-reasoning-proxy"
+_MATH_CODE = re.compile(
+    r"```|\bdef |\bfunction\b|\bclass \w+|\bimport \w+|\bSELECT\b|\bcode\b|\bpython\b|\bjava(script)?\b|"
+    r"\bsolve\b|\bequation\b|\bcalculate\b|\bprove\b|\bintegral\b|\bderivative\b|\bprobability\b|"
+    r"\d+\s*[-+*/^=]\s*\d+",
+    re.IGNORECASE,
+)
+
+
+def score_key(label: str) -> str:
+    return f"score_{label}"
+
+
+def score_workload(
+    requests: Sequence[Request], predictors: Mapping[str, Predictor], batch_size: int = 32,
+    progress: bool = False,
+) -> tuple[list[Request], dict[str, ScoreReport]]:
+    """The requests with one hint per predictor (`score_<label>`), and each predictor's scoring report."""
+    out = list(requests)
+    reports: dict[str, ScoreReport] = {}
+    for label, predictor in predictors.items():
+        out, reports[label] = score_requests(out, predictor, key=score_key(label), batch_size=batch_size,
+                                             progress=progress)
+    return out, reports
+
+
+def ranker_policies(
+    labels: Sequence[str], starvation_limit: int | None = None, baselines: bool = True
+) -> dict[str, tuple[str, dict[str, Any]]]:
+    """Policy specs label -> (policy, args): FCFS, one score-SJF per ranker label, oracle SJF.
+
+    Rankers run as the "pars" policy class reading their own score hint; `starvation_limit` applies to all of
+    them alike (None: no guard, as in the paper).
+    """
+    specs: dict[str, tuple[str, dict[str, Any]]] = {"fcfs": ("fcfs", {})} if baselines else {}
+    for label in labels:
+        specs[label] = ("pars", {"score_key": score_key(label), "starvation_limit": starvation_limit})
+    if baselines:
+        specs["oracle-sjf"] = ("oracle-sjf", {})
+    return specs
+
+
+def looks_like_math_or_code(prompt: str) -> bool:
+    return bool(_MATH_CODE.search(prompt))
+
+
+def reasoning_proxy(
+    requests: Sequence[Request], seed: int, median_factor: float = 8.0, sigma: float = 0.8,
+    max_output_tokens: int = 16384,
+) -> list[Request]:
+    """Math/code-looking requests with long-tailed synthetic output lengths (see the module docstring)."""
+    if median_factor <= 0 or sigma < 0 or max_output_tokens < 1:
+        raise ValueError(f"bad proxy parameters: median_factor={median_factor}, sigma={sigma}, "
+                         f"max_output_tokens={max_output_tokens}")
+    picked = [r for r in requests if looks_like_math_or_code(r.prompt)]
+    rng = np.random.default_rng(seed)
+    factors = rng.lognormal(np.log(median_factor), sigma, len(picked))
+    return [
+        dataclasses.replace(r, output_tokens=int(min(max_output_tokens, max(1, round(r.output_tokens * f)))),
+                            source=PROXY_SOURCE)
+        for r, f in zip(picked, factors, strict=True)
+    ]

@@ -1,0 +1,176 @@
+"""The ranker study: train every method on the same prompts and backbone, then tabulate ranking quality.
+
+    tables = run_ranker_study(split, StudyConfig(...), out_dir, target_lengths=gemma_table)
+
+Writes into `out_dir` (each table as .parquet, .csv and .md):
+    quality     method × evaluation target: Kendall tau, pairwise accuracy (all pairs, and pairs with relative
+                gap >= 0.2) on the held-out test prompts
+    transfer    rankers trained on one model's lengths (ShareGPT's ChatGPT answers, or the target model's
+                collected lengths) evaluated against the other's
+    ablation_delta, ablation_margin
+                PARS with delta in {0, 0.1, 0.2, 0.4} and several margins (on `ablation_overrides`, e.g. a
+                frozen encoder on CPU; the table says which)
+    scores      every test prompt's score under every main ranker (for figures)
+    study.json  the configs, checkpoint folders and timings behind every row
+
+Evaluation targets: "chatgpt" = ShareGPT's recorded ChatGPT response lengths; "<model>" = lengths collected
+from the serving model on a subset of the same prompts (mean over ok samples; prompts without an ok sample are
+left out and counted).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from llmsched.analysis.tables import to_markdown
+from llmsched.predictors.base import Predictor
+from llmsched.predictors.data import PromptSplit
+from llmsched.predictors.heuristics import OraclePredictor, PromptLengthPredictor, RandomPredictor
+from llmsched.predictors.metrics import kendall_tau, pairwise_accuracy
+from llmsched.predictors.ranker import checkpoint_dir, train_cached
+from llmsched.predictors.train import TrainConfig
+from llmsched.workload import Request
+
+logger = logging.getLogger(__name__)
+
+CHATGPT = "chatgpt"
+
+
+@dataclass
+class StudyConfig:
+    """What the study trains. `train` holds TrainConfig overrides shared by all main runs (e.g. epochs)."""
+
+    methods: tuple[str, ...] = ("pars", "ltr", "pointwise", "classify")
+    train: dict[str, Any] = field(default_factory=dict)
+    deltas: tuple[float, ...] = (0.0, 0.1, 0.2, 0.4)
+    margins: tuple[float, ...] = (0.5, 1.0, 2.0)
+    ablation_overrides: dict[str, Any] = field(default_factory=dict)
+    target_name: str = "gemma"  # the serving model whose collected lengths are the second target
+    seed: int = 0
+
+    def train_config(self, method: str, **extra: Any) -> TrainConfig:
+        return TrainConfig(**{**self.train, "method": method, **extra})
+
+
+def rank_quality(predictor: Predictor | np.ndarray, prompts: list[str], lengths: np.ndarray) -> dict[str, float]:
+    """Kendall tau and pairwise accuracies of a predictor (or precomputed scores) against true lengths."""
+    s = predictor if isinstance(predictor, np.ndarray) else predictor.score(prompts)
+    return {
+        "n": len(prompts),
+        "kendall_tau": kendall_tau(s, lengths),
+        "pairwise_accuracy": pairwise_accuracy(s, lengths),
+        "pairwise_accuracy_gap02": pairwise_accuracy(s, lengths, min_gap=0.2),
+    }
+
+
+def target_lengths_by_id(table: pd.DataFrame) -> tuple[dict[str, float], int]:
+    """Mean output tokens per prompt id over ok samples, and how many prompts had none."""
+    ok = table[table["status"] == "ok"]
+    means = ok.groupby("request_id")["output_tokens"].mean().to_dict()
+    missing = int(table["request_id"].nunique() - len(means))
+    return {str(k): float(v) for k, v in means.items()}, missing
+
+
+def _with_target(requests: list[Request], lengths: dict[str, float]) -> tuple[list[str], np.ndarray]:
+    kept = [r for r in requests if r.request_id in lengths]
+    return [r.prompt for r in kept], np.array([lengths[r.request_id] for r in kept])
+
+
+def _save(frame: pd.DataFrame, out: Path, name: str) -> None:
+    frame.to_parquet(out / f"{name}.parquet", index=False)
+    frame.to_csv(out / f"{name}.csv", index=False)
+    (out / f"{name}.md").write_text(to_markdown(frame))
+
+
+def run_ranker_study(
+    split: PromptSplit,
+    cfg: StudyConfig,
+    out_dir: str | Path,
+    target_lengths: pd.DataFrame | None = None,
+    checkpoints: str | Path | None = None,
+    progress: bool = True,
+) -> dict[str, pd.DataFrame]:
+    """Train, evaluate and write the study's tables (see the module docstring); returns them by name."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    ck_root = Path(checkpoints) if checkpoints is not None else None
+    t_start = time.perf_counter()
+    train_p = [r.prompt for r in split.train]
+    train_l = np.array([r.output_tokens for r in split.train], dtype=np.float64)
+    test_p = [r.prompt for r in split.test]
+    test_l = np.array([r.output_tokens for r in split.test], dtype=np.float64)
+    targets: dict[str, tuple[list[str], np.ndarray]] = {CHATGPT: (test_p, test_l)}
+    tgt_train: tuple[list[str], np.ndarray] | None = None
+    missing = 0
+    if target_lengths is not None:
+        by_id, missing = target_lengths_by_id(target_lengths)
+        targets[cfg.target_name] = _with_target(split.test, by_id)
+        tgt_train = _with_target(split.train, by_id)
+        if len(targets[cfg.target_name][0]) < 10 or len(tgt_train[0]) < 10:
+            raise ValueError(f"too few prompts with {cfg.target_name} lengths: {len(tgt_train[0])} train, "
+                             f"{len(targets[cfg.target_name][0])} test (need 10 each)")
+    record: dict[str, Any] = {"config": dataclasses.asdict(cfg), "n_train": len(train_p), "n_test": len(test_p),
+                              "target_prompts_without_ok_sample": missing, "runs": {}}
+
+    def fit(label: str, tc: TrainConfig, prompts: list[str], lengths: np.ndarray) -> Predictor:
+        t = time.perf_counter()
+        folder = None if ck_root is None else ck_root / checkpoint_dir(tc, prompts, lengths).name
+        ranker = train_cached(tc, prompts, lengths, root=folder, progress=progress)
+        record["runs"][label] = {"config": tc.to_dict(), "seconds": time.perf_counter() - t,
+                                 "checkpoint": str(folder or checkpoint_dir(tc, prompts, lengths)),
+                                 "train_seconds": ranker.info.get("train_seconds")}
+        return ranker
+
+    # Main comparison: every method on ChatGPT lengths, plus the predictor-free baselines.
+    main: dict[str, Predictor] = {m: fit(m, cfg.train_config(m), train_p, train_l) for m in cfg.methods}
+    main["prompt-length"] = PromptLengthPredictor()
+    main["random"] = RandomPredictor(seed=cfg.seed)
+    rows, score_cols = [], {}
+    for name, pred in main.items():
+        score_cols[name] = pred.score(test_p)
+        for target, (prompts, lengths) in targets.items():
+            s = score_cols[name] if target == CHATGPT else pred.score(prompts)
+            rows.append({"method": name, "train_lengths": CHATGPT if name in cfg.methods else "-",
+                         "eval_lengths": target, **rank_quality(s, prompts, lengths)})
+    for target, (prompts, lengths) in targets.items():
+        oracle = OraclePredictor(list(zip(prompts, lengths, strict=True)))
+        rows.append({"method": "oracle", "train_lengths": "-", "eval_lengths": target,
+                     **rank_quality(oracle, prompts, lengths)})
+    tables = {"quality": pd.DataFrame(rows)}
+    scores = pd.DataFrame({"request_id": [r.request_id for r in split.test], "chatgpt_tokens": test_l, **score_cols})
+    tables["scores"] = scores
+
+    # Cross-model transfer: PARS trained on each model's lengths, evaluated against each.
+    if tgt_train is not None:
+        trained = {CHATGPT: main.get("pars") or fit("pars", cfg.train_config("pars"), train_p, train_l),
+                   cfg.target_name: fit(f"pars-on-{cfg.target_name}", cfg.train_config("pars"), *tgt_train)}
+        rows = [{"method": "pars", "train_lengths": src, "n_train": len(train_p) if src == CHATGPT else
+                 len(tgt_train[0]), "eval_lengths": dst, **rank_quality(pred, *targets[dst])}
+                for src, pred in trained.items() for dst in targets]
+        tables["transfer"] = pd.DataFrame(rows)
+
+    # Ablations of the pair filter and the margin (PARS, ChatGPT lengths).
+    for knob, values in (("delta", cfg.deltas), ("margin", cfg.margins)):
+        rows = []
+        for v in values:
+            tc = cfg.train_config("pars", **{**cfg.ablation_overrides, knob: v})
+            pred = fit(f"pars-{knob}-{v}", tc, train_p, train_l)
+            rows.append({knob: v, "freeze_encoder": tc.freeze_encoder, "pair_sampling": tc.pair_sampling,
+                         **rank_quality(pred, test_p, test_l)})
+        tables[f"ablation_{knob}"] = pd.DataFrame(rows)
+
+    for name, frame in tables.items():
+        _save(frame, out, name)
+    record["seconds"] = time.perf_counter() - t_start
+    (out / "study.json").write_text(json.dumps(record, indent=2, default=str) + "\n")
+    logger.info("ranker study written to %s in %.0f s", out, record["seconds"])
+    return tables
