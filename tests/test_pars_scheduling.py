@@ -143,3 +143,9 @@ def test_collect_lengths_with_samples_and_cache(tiny_model, tmp_path, monkeypatc
     pd.testing.assert_frame_equal(again, table)
     with pytest.raises(ValueError, match="template"):
         LengthSampling(template="no placeholder")
+
+
+def test_reasoning_proxy_respects_the_context_length():
+    reqs = [Request("a", "solve 2 + 2", 100, 500), Request("b", "solve 3 * 3", 990, 500)]
+    proxy = reasoning_proxy(reqs, seed=0, sigma=0.0, max_model_len=1000)
+    assert [(r.request_id, r.output_tokens) for r in proxy] == [("a", 900), ("b", 10)]

@@ -220,3 +220,11 @@ def test_score_requests_never_loses_a_request_and_counts_fallbacks():
     assert report.unscored[PREDICTOR_ERROR] == 2 and "predictor crashed" in report.errors[0]
     assert report.scored + sum(report.unscored.values()) == len(reqs)
     assert "unscored" in report.summary()
+
+
+def test_hub_backbone_offline_fails_with_the_offline_alternative(monkeypatch):
+    from llmsched.predictors.model import load_encoder
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(OSError, match="backbone='minilm'"):
+        load_encoder("some-org/not-a-local-encoder")

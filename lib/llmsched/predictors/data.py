@@ -8,7 +8,7 @@ model's lengths and tested on the other's (cross-model transfer).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +17,12 @@ from llmsched.workload import Request, load_sharegpt, load_tokenizer, to_request
 
 @dataclass(frozen=True)
 class PromptSplit:
+    """train and test prompts; `extra` are further prompts of the same seeded draw, used by neither (the
+    reasoning proxy picks its math/code prompts there)."""
+
     train: list[Request]
     test: list[Request]
+    extra: list[Request] = field(default_factory=list)
 
     def collection_set(self, n_train: int, n_test: int) -> list[Request]:
         """The first n_train training and n_test test prompts: the ones the target model answers."""
@@ -38,7 +42,7 @@ def model_tokenizer(model: str) -> Any:
 
 
 def sharegpt_split(tokenizer: Any, n_train: int, n_test: int, seed: int,
-                   max_prompt_tokens: int | None = 512) -> PromptSplit:
+                   max_prompt_tokens: int | None = 512, n_extra: int = 0) -> PromptSplit:
     """n_train + n_test ShareGPT prompts (seeded sample; prompts up to max_prompt_tokens), split train/test.
 
     `tokenizer` (a tokenizer or a model folder) counts prompt and response tokens."""
@@ -47,8 +51,9 @@ def sharegpt_split(tokenizer: Any, n_train: int, n_test: int, seed: int,
     records, _ = load_sharegpt()
     if isinstance(tokenizer, str | Path):
         tokenizer = load_tokenizer(tokenizer)
-    requests, _ = to_requests(records, tokenizer, limit=n_train + n_test, seed=seed,
-                              max_prompt_tokens=max_prompt_tokens)
+    want = n_train + n_test + n_extra
+    requests, _ = to_requests(records, tokenizer, limit=want, seed=seed, max_prompt_tokens=max_prompt_tokens)
     if len(requests) < n_train + n_test:
         raise ValueError(f"only {len(requests)} ShareGPT prompts pass the filters, {n_train + n_test} asked for")
-    return PromptSplit(train=requests[:n_train], test=requests[n_train:])
+    return PromptSplit(train=requests[:n_train], test=requests[n_train:n_train + n_test],
+                       extra=requests[n_train + n_test:])

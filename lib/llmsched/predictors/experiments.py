@@ -9,7 +9,8 @@ Stages (inputs → outputs under results/pars/<profile>/):
              (llmsched.predictors.study; checkpoints under results/predictors/)
     sim      test prompts scored by every ranker → simulator rate sweep at paper scale (analytic GPU profile,
              ShareGPT ChatGPT lengths) → sim/
-    proxy    the same on the reasoning proxy (math/code prompts, synthetic long-tailed lengths) → sim_proxy/
+    proxy    the same on the reasoning proxy (math/code prompts from pars_proxy_pool further ShareGPT prompts,
+             used neither for training nor testing; synthetic long-tailed lengths) → sim_proxy/
     serve    the real engine (Gemma-3-270M on CPU) at an overloaded rate, FCFS / rankers / oracle → serve/
     reasoning  (gpu profile only: needs the hub and a GPU) a reasoning model's lengths on MATH-plus → PARS
              trained on them → simulator sweep with those measured lengths → reasoning/
@@ -62,7 +63,8 @@ class ParsExperiments:
         if self._split is None:
             self._split = sharegpt_split(model_tokenizer(self.p["model"]), self.p["pars_n_train"],
                                          self.p["pars_n_test"], seed=self.p["seed"],
-                                         max_prompt_tokens=self.p["pars_max_prompt_tokens"])
+                                         max_prompt_tokens=self.p["pars_max_prompt_tokens"],
+                                         n_extra=self.p.get("pars_proxy_pool", 0))
         return self._split
 
     def engine(self, **overrides: Any):
@@ -143,11 +145,14 @@ class ParsExperiments:
 
     def proxy(self) -> pd.DataFrame:
         from llmsched.predictors.scheduling import reasoning_proxy
+        from llmsched.sim import load_profile
 
-        reqs = reasoning_proxy(self.scored_test(), seed=self.p["seed"])
-        if len(reqs) < 10:
-            raise ValueError(f"only {len(reqs)} math/code prompts among the test prompts; raise pars_n_test")
-        return self._sweep(_repeat(reqs, self.p["pars_sim_n"]), "sim_proxy")
+        max_len = load_profile(self.p["pars_sim_profile"]).sim_config(**self.p.get("pars_sim_overrides", {}))
+        proxy = reasoning_proxy(self.split().extra, seed=self.p["seed"], max_model_len=max_len.max_model_len)
+        if len(proxy) < 10:
+            raise ValueError(f"only {len(proxy)} math/code prompts among {len(self.split().extra)} extra prompts; "
+                             "raise pars_proxy_pool in the profile")
+        return self._sweep(_repeat(self.scored_test(proxy), self.p["pars_sim_n"]), "sim_proxy")
 
     def serve(self) -> pd.DataFrame:
         from llmsched.predictors.scheduling import ranker_policies

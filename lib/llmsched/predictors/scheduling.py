@@ -74,17 +74,23 @@ def looks_like_math_or_code(prompt: str) -> bool:
 
 def reasoning_proxy(
     requests: Sequence[Request], seed: int, median_factor: float = 8.0, sigma: float = 0.8,
-    max_output_tokens: int = 16384,
+    max_output_tokens: int = 16384, max_model_len: int | None = None,
 ) -> list[Request]:
-    """Math/code-looking requests with long-tailed synthetic output lengths (see the module docstring)."""
+    """Math/code-looking requests with long-tailed synthetic output lengths (see the module docstring).
+
+    Lengths are capped at max_output_tokens and, with max_model_len, at max_model_len - prompt_tokens (what
+    the engine allows)."""
     if median_factor <= 0 or sigma < 0 or max_output_tokens < 1:
         raise ValueError(f"bad proxy parameters: median_factor={median_factor}, sigma={sigma}, "
                          f"max_output_tokens={max_output_tokens}")
     picked = [r for r in requests if looks_like_math_or_code(r.prompt)]
     rng = np.random.default_rng(seed)
     factors = rng.lognormal(np.log(median_factor), sigma, len(picked))
-    return [
-        dataclasses.replace(r, output_tokens=int(min(max_output_tokens, max(1, round(r.output_tokens * f)))),
-                            source=PROXY_SOURCE)
-        for r, f in zip(picked, factors, strict=True)
-    ]
+    out = []
+    for r, f in zip(picked, factors, strict=True):
+        cap = max_output_tokens if max_model_len is None else min(max_output_tokens, max_model_len - r.prompt_tokens)
+        if cap < 1:
+            continue  # the prompt alone fills the context: the engine would reject it
+        out.append(dataclasses.replace(r, output_tokens=int(min(cap, max(1, round(r.output_tokens * f)))),
+                                       source=PROXY_SOURCE))
+    return out

@@ -6,7 +6,11 @@ Writes into `out_dir` (each table as .parquet, .csv and .md):
     quality     method × evaluation target: Kendall tau, pairwise accuracy (all pairs, and pairs with relative
                 gap >= 0.2) on the held-out test prompts
     transfer    rankers trained on one model's lengths (ShareGPT's ChatGPT answers, or the target model's
-                collected lengths) evaluated against the other's
+                collected lengths) evaluated against the other's; and the ceiling of transfer: one model's true
+                lengths as scores for the other's
+    methods_ablation_settings
+                every method under `ablation_overrides` (on CPU the frozen encoder: identical features for all
+                losses), PARS with both pair samplings
     ablation_delta, ablation_margin
                 PARS with delta in {0, 0.1, 0.2, 0.4} and several margins (on `ablation_overrides`, e.g. a
                 frozen encoder on CPU; the table says which)
@@ -156,7 +160,29 @@ def run_ranker_study(
         rows = [{"method": "pars", "train_lengths": src, "n_train": len(train_p) if src == CHATGPT else
                  len(tgt_train[0]), "eval_lengths": dst, **rank_quality(pred, *targets[dst])}
                 for src, pred in trained.items() for dst in targets]
+        # The ceiling of any transfer: one model's true lengths used as the scores for the other's.
+        both = [r for r in split.test if r.request_id in by_id]
+        chatgpt_l = np.array([r.output_tokens for r in both], dtype=np.float64)
+        target_l = np.array([by_id[r.request_id] for r in both])
+        prompts = [r.prompt for r in both]
+        rows += [{"method": "other model's true lengths", "train_lengths": src, "n_train": 0, "eval_lengths": dst,
+                  **rank_quality(scores, prompts, truth)}
+                 for src, dst, scores, truth in ((CHATGPT, cfg.target_name, chatgpt_l, target_l),
+                                                 (cfg.target_name, CHATGPT, target_l, chatgpt_l))]
         tables["transfer"] = pd.DataFrame(rows)
+
+    # Every method again under the ablation settings (on CPU: a linear probe of the frozen encoder, where all
+    # methods see identical features and PARS can afford the paper's 10 random partners per prompt).
+    rows = []
+    variants = [(m, {}) for m in cfg.methods] + [("pars", {"pair_sampling": "partners"}),
+                                                  ("pars", {"pair_sampling": "in_batch"})]
+    for method, extra in variants:
+        tc = cfg.train_config(method, **{**cfg.ablation_overrides, **extra})
+        pred = fit(f"{method}-{tc.pair_sampling}-ablation-settings", tc, train_p, train_l)
+        rows.append({"method": method, "pair_sampling": tc.pair_sampling if method == "pars" else "-",
+                     "freeze_encoder": tc.freeze_encoder, **rank_quality(pred, test_p, test_l)})
+    tables["methods_ablation_settings"] = pd.DataFrame(rows).drop_duplicates(
+        subset=["method", "pair_sampling"]).reset_index(drop=True)
 
     # Ablations of the pair filter and the margin (PARS, ChatGPT lengths).
     for knob, values in (("delta", cfg.deltas), ("margin", cfg.margins)):

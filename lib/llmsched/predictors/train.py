@@ -258,6 +258,8 @@ def train_ranker(
         keep = np.sort(np.random.default_rng(cfg.seed).permutation(len(prompts))[: cfg.max_train_prompts])
         prompts, lens = [prompts[i] for i in keep], lens[keep]
     train, val = split_indices(len(prompts), cfg.val_fraction, cfg.seed)
+    if len(np.unique(lens[train])) < 2:
+        raise ValueError(f"all {len(train)} training lengths are equal ({lens[train][0]:g}): nothing to rank")
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
@@ -291,12 +293,12 @@ def train_ranker(
     for epoch, batches in enumerate(epochs):
         for batch in batches:
             loss = _batch_loss(cfg, batch, enc, lens, targets, gen)
-            if loss is not None:
+            if loss is not None:  # None: a batch without a usable pair (PARS, in-batch pairs)
                 opt.zero_grad()
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
                 opt.step()
-            sched.step()
+                sched.step()
             step += 1
             bar.update(1)
             if loss is not None:

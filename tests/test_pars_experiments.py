@@ -1,0 +1,67 @@
+"""The PARS experiment stages end to end on the smoke profile (tiny model, tiny sizes): files and tables."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from llmsched.predictors.experiments import ParsExperiments, load_params, main
+
+pytestmark = pytest.mark.vllm
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    root = tmp_path_factory.mktemp("results")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("LLMSCHED_RESULTS", str(root))
+    exp = ParsExperiments(load_params("smoke"))
+    yield exp, root
+    mp.undo()
+
+
+def test_stages_write_their_tables(smoke):
+    exp, root = smoke
+    lengths = exp.collect()
+    assert len(lengths) == 40 and lengths.output_tokens.nunique() > 1
+    tables = exp.study()
+    quality = tables["quality"]
+    methods = {"pars", "ltr", "pointwise", "classify", "prompt-length", "random", "oracle"}
+    assert set(quality.method) == methods
+    assert set(quality.eval_lengths) == {"chatgpt", "tiny"}
+    assert (quality[quality.method == "oracle"].kendall_tau > 0.99).all()
+    assert quality.kendall_tau.between(-1, 1).all()
+    assert set(tables["ablation_delta"]["delta"]) == {0.0, 0.1, 0.2, 0.4}
+    assert len(tables["transfer"]) == 6
+    for name in ("quality", "transfer", "methods_ablation_settings", "ablation_delta", "ablation_margin", "scores"):
+        for ext in ("parquet", "csv", "md"):
+            assert (exp.out / "rankers" / f"{name}.{ext}").stat().st_size > 0
+    study = json.loads((exp.out / "rankers" / "study.json").read_text())
+    assert set(study["runs"]) >= {"pars", "ltr", "pointwise", "classify", "pars-on-tiny"}
+
+    sim = exp.sim()
+    assert set(sim.label) == {"fcfs", "pars", "ltr", "pointwise", "oracle-sjf", "pars-noguard"}
+    assert len(sim) == 6 * 2 and (sim.n_ok == 400).all()
+    proxy = exp.proxy()
+    assert (pd.read_parquet(exp.out / "sim_proxy" / "requests.parquet").source == "sharegpt-reasoning-proxy").all()
+    assert len(proxy) == 12
+
+    served = exp.serve()
+    assert list(served.index) == ["fcfs", "pars", "ltr", "pointwise", "oracle-sjf"]
+    assert (served.n_ok == 20).all()
+
+
+def test_reasoning_stage_needs_the_gpu_profile(smoke):
+    exp, _ = smoke
+    with pytest.raises(ValueError, match="gpu profile"):
+        exp.reasoning()
+
+
+def test_cli_rejects_unknown_stage_and_profile(capsys):
+    with pytest.raises(SystemExit):
+        main(["--profile", "smoke", "--stages", "bogus"])
+    assert "unknown stages" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="valid profiles"):
+        load_params("nope")
