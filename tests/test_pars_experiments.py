@@ -50,7 +50,7 @@ def test_stages_write_their_tables(smoke):
 
     served = exp.serve()
     assert list(served.index) == ["fcfs", "pars", "ltr", "pointwise", "oracle-sjf"]
-    assert (served.n_ok == 20).all()
+    assert (served.n_ok == 10).all()
 
 
 def test_reasoning_stage_needs_the_gpu_profile(smoke):
