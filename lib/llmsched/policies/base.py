@@ -6,6 +6,7 @@ request objects (vLLM `Request`s in the plug-in, simulator requests in `llmsched
 through a `RequestView`, so the same queue class and the same code path serve both backends.
 
 When the engine calls each method (vLLM 0.32 `Scheduler`, mirrored by the simulator):
+    tick(now)          a scheduling step starts (time-aware policies fix their order for the step)
     add_request        a new request arrives (or a finished streaming chunk re-enters)
     peek_request       the admission loop looks at the next candidate while token budget and slots remain
     pop_request        the candidate is admitted (or skipped: then it comes back via prepend_requests)
@@ -57,6 +58,11 @@ class PolicyQueue(ABC, Generic[T]):
 
     def _count(self, key: str) -> None:
         self.stats[key] = self.stats.get(key, 0) + 1
+
+    def tick(self, now: float) -> None:
+        """Called by the engine at the start of every scheduling step, before admission, with the current
+        time on the clock of the requests' arrival_time (the simulator's time; time.time() in vLLM). Policies
+        whose order depends on waiting time use it; the default does nothing."""
 
     @abstractmethod
     def add_request(self, request: T) -> None: ...

@@ -290,6 +290,7 @@ class Simulator:
                 continue
             iterations += 1
             start = t
+            queue.tick(start)
             free = n_blocks - used
             budget = budget_max
             preempted = 0

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -91,6 +92,13 @@ class _PolicyQueues:
         self.waiting = make_policy(spec.name, view=vllm_request_view, **spec.args)
         self.kv_holding_waiting = make_policy(spec.name, view=vllm_request_view, **spec.args)
         logger.info("llmsched: waiting queues use policy %s %s", spec.name, spec.args or "")
+
+    def schedule(self, *args: Any, **kwargs: Any) -> Any:
+        # vLLM stamps Request.arrival_time with time.time(); time-aware policies get the same clock.
+        now = time.time()
+        self.waiting.tick(now)
+        self.kv_holding_waiting.tick(now)
+        return super().schedule(*args, **kwargs)  # type: ignore[misc]
 
     def policy_stats(self) -> dict[str, int]:
         """Counters of both queues (e.g. requests that arrived without a score)."""

@@ -1,0 +1,160 @@
+"""EWSJF: partitioning, routing with bubbles, scoring, the queue's admission order and starvation bound."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from llmsched.policies import RequestView, make_policy
+from llmsched.policies.ewsjf import EWSJFParams, ewsjf_score, kmeans_1d, refine_and_prune, released_score
+from llmsched.policies.ewsjf.queue import EWSJFQueue
+
+
+def test_refine_and_prune_finds_the_modes_of_a_multimodal_mix():
+    rng = np.random.default_rng(0)
+    modes = [100, 600, 1500, 4000, 9000]
+    x = np.concatenate([rng.normal(m, m * 0.03, 300) for m in modes])
+    part = refine_and_prune(x, max_queues=8)
+    assert len(part) == 5
+    for (lo, hi), m in zip(part.bounds, modes, strict=True):
+        assert lo < m < hi
+    assert sum(s.count for s in part.stats) == len(x)
+    # prune: the same mix capped at 3 queues merges adjacent clusters, keeping contiguity and every point
+    part3 = refine_and_prune(x, max_queues=3)
+    assert len(part3) == 3 and sum(s.count for s in part3.stats) == len(x)
+    assert all(a[1] < b[0] for a, b in zip(part3.bounds, part3.bounds[1:]))
+
+
+def test_prune_merges_the_lowest_utility_pair():
+    # three tight clusters: 10 (dense), 20 (dense, close to 10), 1000 (sparse, far): U(10,20) is highest,
+    # U(20,1000) lowest -> with max 2 queues the far cluster is merged into the middle one
+    x = [10.0] * 50 + [20.0] * 50 + [1000.0] * 5
+    part = refine_and_prune(x, max_queues=2, min_size=3)
+    assert part.bounds == [(10.0, 10.0), (20.0, 1000.0)]
+
+
+@pytest.mark.parametrize("sample", [[7.0] * 20, [3.0, 9.0], [0.0, 0.0, 0.0], [5.0]])
+def test_degenerate_samples_give_fewer_queues_not_errors(sample):
+    part = refine_and_prune(sample)
+    assert 1 <= len(part) <= len(set(sample))
+    assert len(kmeans_1d(np.array(sample), 3)) == len(set(sample))
+
+
+def test_bad_partition_input_is_a_clear_error():
+    with pytest.raises(ValueError, match="empty window"):
+        refine_and_prune([])
+    with pytest.raises(ValueError, match="finite"):
+        refine_and_prune([1.0, math.nan])
+    with pytest.raises(ValueError, match="alpha"):
+        refine_and_prune([1.0, 2.0], alpha=-1)
+
+
+def test_score_on_hand_computed_values():
+    p = EWSJFParams(a_u=0.001, b_u=0.5, a_f=0.002, b_f=0.1, w_base=1.0)
+    # n=4 queues, index 1, mean 200, b=100, waited 2 s, prefill 0.5 s
+    qf = (4 - 1) / 101
+    w_urg, w_fair = 0.001 * 200 + 0.5, 0.002 * 200 + 0.1
+    expected = qf * (1.0 + w_urg * 2.0 / 0.5 + w_fair * math.log(101))
+    assert ewsjf_score(p, 4, 1, 200.0, 100, 2.0, 0.5) == pytest.approx(expected)
+    # negative weights are clamped to zero, never inverted
+    neg = EWSJFParams(a_u=-1.0, b_u=0.0, a_f=-1.0, b_f=0.0)
+    assert ewsjf_score(neg, 2, 0, 50.0, 9, 100.0, 0.1) == pytest.approx(2 / 10 * 1.0)
+    assert released_score(300, 2.0, step=128) == pytest.approx(2.0 * (1 + 0.5 * math.log(301)) * 128 / 3)
+
+
+@pytest.mark.parametrize("bad", [{"a_u": math.nan}, {"b_f": math.inf}, {"alpha": 0.0}, {"alpha": -2},
+                                 {"w_base": -1}, {"b_u": "x"}])
+def test_bad_parameters_from_a_study_are_rejected(bad):
+    with pytest.raises(ValueError, match="EWSJF parameter"):
+        EWSJFParams(**bad)
+
+
+def _v(i: int, prompt: int, t: float) -> RequestView:
+    return RequestView(f"r{i}", t, prompt, {})
+
+
+def test_routing_tolerances_and_bubbles():
+    q = EWSJFQueue(bounds=[[100, 200], [1000, 2000]], bubble_ttl=2)
+    cases = {150: (100, 200), 215: (100, 200), 950: (1000, 2000), 2150: (1000, 2000), 95: (100, 200)}
+    for i, (length, rng) in enumerate(cases.items()):
+        q.add_request(_v(i, length, 0.0))
+        lq = next(w[0] for w in q._where.values() if w[1][2].request_id == f"r{i}")
+        assert (lq.lo, lq.hi) == rng, length
+    assert not q.stats.get("bubbles_created")
+    q.add_request(_v(9, 500, 0.0))  # between 1.10*200 and 0.90*1000: a bubble
+    assert q.stats["bubbles_created"] == 1
+    assert q.partition_bounds == [(100, 200), (500, 500), (1000, 2000)]
+    q.add_request(_v(10, 480, 0.0))  # 480 >= 0.90 * 500: joins the bubble, which widens
+    assert q.stats["bubbles_created"] == 1 and q.partition_bounds[1] == (480, 500)
+    # drain everything; an empty bubble is removed after bubble_ttl empty steps
+    while len(q):
+        q.tick(1.0)
+        q.pop_request()
+    q.tick(2.0)
+    q.tick(3.0)
+    assert q.partition_bounds == [(100, 200), (1000, 2000)] and q.stats["bubbles_removed"] == 1
+    no_bubbles = EWSJFQueue(bounds=[[100, 200], [1000, 2000]], bubbles=False)
+    no_bubbles.add_request(_v(0, 300, 0.0))
+    no_bubbles.add_request(_v(1, 800, 0.0))
+    assert no_bubbles.partition_bounds == [(100, 200), (1000, 2000)] and len(no_bubbles) == 2
+
+
+def test_admits_best_queue_then_backfills_from_neighbours():
+    q = EWSJFQueue(bounds=[[0, 99], [100, 999], [1000, 5000]], bubbles=False)
+    for i, (n, t) in enumerate([(3000, 0.0), (500, 0.0), (50, 0.0), (60, 0.0), (700, 0.0)]):
+        q.add_request(_v(i, n, t))
+    q.tick(1.0)
+    order = [q.pop_request().request_id for _ in range(5)]
+    # shortest queue scores best (qf), FIFO inside, then its neighbour (middle), then the far one
+    assert order == ["r2", "r3", "r1", "r4", "r0"]
+
+
+def test_repartition_loses_no_waiting_request():
+    rng = np.random.default_rng(1)
+    q = EWSJFQueue(sample=list(rng.integers(10, 100, 200)), repartition_every=50, window=100)
+    lengths = np.concatenate([rng.integers(10, 100, 100), rng.integers(3000, 4000, 100)])
+    for i, n in enumerate(lengths):
+        q.add_request(_v(i, int(n), float(i)))
+        if i % 7 == 0:
+            q.tick(float(i))
+            q.pop_request()
+    assert q.stats["repartitions"] == 4
+    n_popped = len([i for i in range(len(lengths)) if i % 7 == 0])
+    assert len(q) == len(lengths) - n_popped
+    rest = []
+    while len(q):
+        q.tick(1e4)
+        rest.append(q.pop_request().request_id)
+    assert len(set(rest)) == len(lengths) - n_popped
+    assert any(hi >= 3000 for _, hi in q.partition_bounds), "the window's long mode got its own queue"
+
+
+def test_long_request_is_not_starved_beyond_the_bound():
+    q = make_policy("ewsjf", bounds=[[0, 100], [1000, 8000]], max_wait_s=5.0)
+    q.add_request(_v(0, 6000, 0.0))
+    t, i, admitted_at = 0.0, 1, None
+    while admitted_at is None and t < 100:
+        q.add_request(_v(i, 20, t))  # a steady stream of short requests, one admission per step
+        i += 1
+        q.tick(t)
+        if q.pop_request().request_id == "r0":
+            admitted_at = t
+        t += 0.5
+    assert admitted_at is not None and admitted_at <= 5.0 + 0.5
+    q2 = make_policy("ewsjf", bounds=[[0, 100], [1000, 8000]])  # no bound: the stream starves it
+    q2.add_request(_v(0, 6000, 0.0))
+    for k in range(1, 200):
+        q2.add_request(_v(k, 20, k * 0.5))
+        q2.tick(k * 0.5)
+        assert q2.pop_request().request_id != "r0"
+
+
+def test_released_variant_scores_by_wait_and_length():
+    q = make_policy("ewsjf-released", bounds=[[0, 99], [100, 5000]])
+    q.add_request(_v(0, 2000, 0.0))   # long, waited 10 s at t=10
+    q.add_request(_v(1, 20, 9.0))     # short, waited 1 s
+    q.tick(10.0)
+    first = q.pop_request().request_id
+    assert first == ("r0" if released_score(2000, 10.0) > released_score(20, 1.0) else "r1")
