@@ -24,7 +24,7 @@ def test_refine_and_prune_finds_the_modes_of_a_multimodal_mix():
     # prune: the same mix capped at 3 queues merges adjacent clusters, keeping contiguity and every point
     part3 = refine_and_prune(x, max_queues=3)
     assert len(part3) == 3 and sum(s.count for s in part3.stats) == len(x)
-    assert all(a[1] < b[0] for a, b in zip(part3.bounds, part3.bounds[1:]))
+    assert all(a[1] < b[0] for a, b in zip(part3.bounds, part3.bounds[1:], strict=False))
 
 
 def test_prune_merges_the_lowest_utility_pair():
@@ -158,3 +158,42 @@ def test_released_variant_scores_by_wait_and_length():
     q.tick(10.0)
     first = q.pop_request().request_id
     assert first == ("r0" if released_score(2000, 10.0) > released_score(20, 1.0) else "r1")
+
+
+def test_optimizer_improves_over_its_first_trial_and_resumes(tmp_path):
+    from llmsched.policies.ewsjf.meta import optimize
+
+    def objective(p):  # synthetic: best at b_u = 4, alpha = 15
+        return -((p.b_u - 4.0) ** 2) - ((p.alpha - 15.0) / 5.0) ** 2
+
+    db = tmp_path / "study.sqlite"
+    best, hist = optimize(objective, n_trials=25, seed=0, storage=db, name="t")
+    assert len(hist) == 25 and hist.trial.iloc[0] == 0
+    assert hist.value.iloc[0] == pytest.approx(objective(EWSJFParams()))  # trial 0 = the defaults
+    assert hist.best_so_far.iloc[-1] > hist.value.iloc[0] + 1.0
+    assert abs(best.b_u - 4.0) < 1.5
+    _, more = optimize(objective, n_trials=30, seed=0, storage=db, name="t")  # resumes: 5 more trials
+    assert len(more) == 30 and more.value.iloc[:25].tolist() == hist.value.tolist()
+
+
+def test_simulator_objective_and_online_tuner():
+    from llmsched.policies.ewsjf.meta import OnlineTuner, SimObjective, balance, compactness
+    from llmsched.sim import load_profile, simulate
+    from llmsched.workload import Request, assign_arrivals, make_arrivals
+
+    assert balance([5, 5, 5]) == pytest.approx(1.0) and balance([10]) == 1.0
+    assert compactness(refine_and_prune([100.0] * 10)) == 1.0
+    prof = load_profile("a100-80gb_llama-2-13b")
+    rng = np.random.default_rng(0)
+    prompts = np.where(rng.random(300) < 0.7, rng.integers(100, 300, 300), rng.integers(1500, 2000, 300))
+    reqs = assign_arrivals([Request(f"r{i}", "", int(p), 50) for i, p in enumerate(prompts)],
+                           make_arrivals("poisson", 300, 40.0, seed=0))
+    config = prof.sim_config(max_num_seqs=64)
+    obj = SimObjective(reqs, config, prof.step_time, {"max_queues": 6, "profile": "a100-80gb_llama-2-13b"})
+    value, terms = obj(EWSJFParams())
+    assert math.isfinite(value) and 0 <= terms["C"] <= 1 and terms["U"] > 0
+    tuner = OnlineTuner(every_s=2.0, seed=0)
+    res = simulate(reqs, config, prof.step_time, make_policy(
+        "ewsjf", sample=[r.prompt_tokens for r in reqs[:50]], profile="a100-80gb_llama-2-13b", tuner=tuner))
+    assert (res.frame.status == "ok").all()
+    assert len(tuner.log) >= 2 and len({row["b_u"] for row in tuner.log}) >= 2, "parameters re-tuned online"
