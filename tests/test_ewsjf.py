@@ -197,3 +197,22 @@ def test_simulator_objective_and_online_tuner():
         "ewsjf", sample=[r.prompt_tokens for r in reqs[:50]], profile="a100-80gb_llama-2-13b", tuner=tuner))
     assert (res.frame.status == "ok").all()
     assert len(tuner.log) >= 2 and len({row["b_u"] for row in tuner.log}) >= 2, "parameters re-tuned online"
+
+
+@pytest.mark.vllm
+def test_ewsjf_runs_unchanged_in_the_vllm_plugin(tiny_model):
+    from llmsched.serving.engine import EngineConfig
+    from llmsched.serving.runner import EngineRunner, RunConfig
+    from llmsched.workload import Request
+
+    blocker = Request("blocker", "the first request keeps the engine busy " * 4, 0, 120, arrival_time=0.0)
+    word = "apple "
+    # long prompts arrive first, short ones after: EWSJF serves the short queue first once the blocker is done
+    queued = [Request(f"long{i}", word * 300, 0, 8, arrival_time=0.02 + 0.01 * i) for i in range(3)]
+    queued += [Request(f"short{i}", word * 5, 0, 8, arrival_time=0.06 + 0.01 * i) for i in range(3)]
+    args = {"bounds": [[0, 50], [200, 2000]], "profile": "cpu-gemma-3-270m", "bubbles": False}
+    with EngineRunner(EngineConfig(model=tiny_model, policy="ewsjf", policy_args=args, max_num_seqs=1)) as runner:
+        df = runner.run([blocker, *queued], RunConfig(progress=False))
+    assert (df.status == "ok").all()
+    ok = df[df.request_id != "blocker"].sort_values("scheduled")
+    assert list(ok.request_id[:3]) == ["short0", "short1", "short2"]
