@@ -53,7 +53,7 @@ def main() -> None:
               f"{len(q.queues)} queues, {args.per_step} admissions per step)")
     for dist in ("bimodal", "uniform"):
         x = draw_prompt_lengths(MixedConfig.preset("100-16000", n=10_000, distribution=dist), rng)
-        best = min(_timed(lambda: refine_and_prune(x, max_queues=args.queues)) for _ in range(5))
+        best = min(_timed(lambda x=x: refine_and_prune(x, max_queues=args.queues)) for _ in range(5))
         part = refine_and_prune(x, max_queues=args.queues)
         print(f"repartition of 10,000 lengths ({dist}): {1000 * best:6.2f} ms, {len(part)} queues")
 

@@ -1,0 +1,36 @@
+"""The EWSJF simulator experiments on the smoke profile: tuning history, sweep tables, metrics."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from llmsched.policies.ewsjf.experiments import EWSJFExperiments, mixed_lengths_workload
+from llmsched.predictors.experiments import load_params
+
+
+def test_tune_then_sim_write_their_tables(tmp_path):
+    exp = EWSJFExperiments(load_params("smoke"), out_root=tmp_path)
+    with pytest.raises(FileNotFoundError, match="tune stage"):
+        exp.sim()
+    best, hist = exp.tune()
+    assert len(hist) == 3 and set(best) >= {"a_u", "b_u", "a_f", "b_f", "alpha"}
+    assert {"C", "L", "S", "U"} <= set(hist.columns)
+    table = exp.sim()
+    labels = {"fcfs", "prompt-sjf", "ewsjf", "ewsjf-tuned", "ewsjf-released", "ewsjf-norefine", "ewsjf-nobubbles"}
+    assert set(table.label) == labels and len(table) == 2 * len(labels)
+    assert table.utilisation.between(0, 1).all() and (table.n_ok == 300).all()
+    over = table[table.load == 1.5].set_index("label")
+    assert over.loc["ewsjf", "ttft_short_mean"] < over.loc["fcfs", "ttft_short_mean"]
+    saved = pd.read_parquet(tmp_path / "sim" / "100-2000" / "summary.parquet")
+    assert len(saved) == len(table)
+    assert json.loads((tmp_path / "tune" / "best.json").read_text()) == best
+
+
+def test_mixed_lengths_workload_is_deterministic_and_in_range():
+    a = mixed_lengths_workload("100-16000", 200, seed=3)
+    b = mixed_lengths_workload("100-16000", 200, seed=3)
+    assert [r.prompt_tokens for r in a] == [r.prompt_tokens for r in b]
+    assert all(100 <= r.prompt_tokens <= 16000 and 1 <= r.output_tokens <= 100 for r in a)
