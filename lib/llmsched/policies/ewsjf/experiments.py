@@ -8,6 +8,9 @@
           and each load (rate / saturation throughput): FCFS, prompt-length SJF, EWSJF (default parameters),
           EWSJF with the tuned parameters, the authors' released variant, and ablations (no refine = K-means only,
           no bubbles) → sim/<preset>/summary.parquet + requests.parquet
+    serve the real engine at reduced scale (the profile's model, e.g. Gemma-3-270M on CPU): the 100-2000 mixed
+          workload cut from real ShareGPT text, Poisson arrivals above capacity, FCFS / prompt-length SJF /
+          EWSJF / released variant, C_prefill from the engine's calibrated step-time profile → serve/
 
 Step-time model: the analytic A100-80GB / Llama-2-13B profile (`ewsjf_sim_profile`); the 100-16000 preset
 needs a 16k context, beyond Llama-2-13B's 4,096, so its runs raise max_model_len to 16,384 with the same
@@ -33,7 +36,7 @@ from llmsched.paths import results_dir
 
 logger = logging.getLogger(__name__)
 
-STAGES = ("tune", "sim")
+STAGES = ("tune", "sim", "serve")
 
 
 def mixed_lengths_workload(preset: str, n: int, seed: int, distribution: str = "bimodal") -> list[Any]:
@@ -145,6 +148,32 @@ class EWSJFExperiments:
                                                        default=str) + "\n")
             tables.append(table)
         return pd.concat(tables, ignore_index=True)
+
+
+    def serve(self) -> pd.DataFrame:
+        from llmsched.models import model_path
+        from llmsched.serving.engine import EngineConfig
+        from llmsched.serving.experiment import compare_policies
+        from llmsched.serving.runner import RunConfig
+        from llmsched.workload import assign_arrivals, load_sharegpt, load_tokenizer, make_arrivals
+        from llmsched.workload.mixed import MixedConfig, mixed_workload
+
+        cfg = MixedConfig.preset("100-2000", n=self.p["ewsjf_serving_n"], distribution="bimodal")
+        records, _ = load_sharegpt()
+        tok = load_tokenizer(model_path(self.p["model"]))
+        reqs = mixed_workload(cfg, tok, [r.prompt for r in records[:2000]], seed=self.p["seed"])
+        reqs = assign_arrivals(reqs, make_arrivals("poisson", len(reqs), self.p["ewsjf_serving_rate"],
+                                                   seed=self.p["seed"]))
+        sample = [float(r.prompt_tokens) for r in reqs]
+        prof = self.p["ewsjf_serving_steptime"]
+        specs = {"fcfs": ("fcfs", {}), "prompt-sjf": ("prompt-sjf", {}),
+                 "ewsjf": ("ewsjf", {"sample": sample, "profile": prof, "max_queues": self.p["ewsjf_max_queues"]}),
+                 "ewsjf-released": ("ewsjf-released", {"sample": sample, "max_queues": self.p["ewsjf_max_queues"]})}
+        engine = EngineConfig(model=self.p["model"], seed=self.p["seed"], max_model_len=2304,
+                              max_num_seqs=self.p["serving_max_num_seqs"])
+        table = compare_policies(reqs, engine, specs, self.out / "serve", run=RunConfig(mode="replay"))
+        table.insert(0, "label", table.index)
+        return table.reset_index(drop=True)
 
 
 def main(argv: list[str] | None = None) -> int:
