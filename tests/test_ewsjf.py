@@ -216,3 +216,16 @@ def test_ewsjf_runs_unchanged_in_the_vllm_plugin(tiny_model):
     assert (df.status == "ok").all()
     ok = df[df.request_id != "blocker"].sort_values("scheduled")
     assert list(ok.request_id[:3]) == ["short0", "short1", "short2"]
+
+
+def test_empty_or_degenerate_window_keeps_every_request_and_falls_back():
+    q = EWSJFQueue(sample=[10, 20, 3000, 3100] * 10, online_tune_every_s=1.0)
+    for i in range(6):
+        q.add_request(_v(i, 10 + 1000 * (i % 3), float(i)))
+    q.repartition([])  # empty window: one queue, nothing lost
+    assert len(q.queues) == 1 and q.stats["partition_fallback"] == 1 and len(q) == 6
+    q.repartition([5.0] * 30)  # all equal: one queue
+    assert len(q) == 6
+    q.tick(10.0)
+    assert sorted(q.pop_request().request_id for _ in range(6)) == [f"r{i}" for i in range(6)]
+    assert q.tuner is not None

@@ -70,6 +70,7 @@ class EWSJFQueue(PolicyQueue[T]):
     repartition_every, window           online re-partitioning (0 = off)
     max_wait_s          starvation bound: a head waiting this long is served first (None = off)
     tuner               an object with `observe(queue, now)` called every step (online meta-optimisation)
+    online_tune_every_s JSON-able alternative: an OnlineTuner re-tuning every that many seconds (seeded `seed`)
     clock               time source when the engine does not call tick() (default time.time, vLLM's clock)
     """
 
@@ -91,9 +92,15 @@ class EWSJFQueue(PolicyQueue[T]):
         window: int = 2000,
         max_wait_s: float | None = None,
         tuner: Any = None,
+        online_tune_every_s: float | None = None,
+        seed: int = 0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         super().__init__(view)
+        if tuner is None and online_tune_every_s is not None:
+            from llmsched.policies.ewsjf.meta import OnlineTuner
+
+            tuner = OnlineTuner(every_s=online_tune_every_s, seed=seed)
         self.params = params if isinstance(params, EWSJFParams) else EWSJFParams.from_dict(params)
         if max_wait_s is not None and not (max_wait_s > 0 and math.isfinite(max_wait_s)):
             raise ValueError(f"max_wait_s must be None or a positive number, got {max_wait_s!r}")
