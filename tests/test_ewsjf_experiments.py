@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from llmsched.policies.ewsjf.experiments import EWSJFExperiments, mixed_lengths_workload
-from llmsched.predictors.experiments import load_params
+from llmsched.stages import load_params
 
 
 def test_tune_then_sim_write_their_tables(tmp_path):

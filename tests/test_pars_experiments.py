@@ -7,7 +7,8 @@ import json
 import pandas as pd
 import pytest
 
-from llmsched.predictors.experiments import ParsExperiments, load_params, main
+from llmsched.predictors.experiments import ParsExperiments, main
+from llmsched.stages import load_params
 
 pytestmark = pytest.mark.vllm
 

@@ -20,7 +20,6 @@ Parameters come from the profile YAML (artifact/profiles/<profile>.yaml, keys st
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import sys
@@ -29,22 +28,13 @@ from typing import Any
 
 import pandas as pd
 
-from llmsched.paths import REPO_ROOT, results_dir
+from llmsched.paths import results_dir
+from llmsched.stages import run_stages_cli
 
 logger = logging.getLogger(__name__)
 
 STAGES = ("collect", "study", "sim", "proxy", "serve", "reasoning")
 RANKERS = ("pars", "ltr", "pointwise")  # the learned rankers that also schedule
-
-
-def load_params(profile: str) -> dict[str, Any]:
-    import yaml
-
-    path = REPO_ROOT / "artifact" / "profiles" / f"{profile}.yaml"
-    if not path.exists():
-        valid = sorted(p.stem for p in path.parent.glob("*.yaml"))
-        raise ValueError(f"unknown profile {profile!r}; valid profiles: {', '.join(valid)}")
-    return yaml.safe_load(path.read_text())
 
 
 class ParsExperiments:
@@ -216,26 +206,18 @@ def _repeat(requests, n: int):
                                 f"~{i // len(requests)}") for i in range(n)]
 
 
+def _show(stage: str, result: Any) -> None:
+    if isinstance(result, pd.DataFrame):
+        print(f"== {stage}\n{result.to_string(max_rows=60)}")
+    elif isinstance(result, dict):
+        for name, frame in result.items():
+            if name != "scores":
+                print(f"== {stage}: {name}\n{frame.to_string(max_rows=60)}")
+
+
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m llmsched.predictors.experiments", description=__doc__.split("\n")[0])
-    ap.add_argument("--profile", default="cpu")
-    ap.add_argument("--stages", default=",".join(STAGES), help=f"comma-separated, from {', '.join(STAGES)}")
-    args = ap.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="[%(name)s] %(message)s", stream=sys.stderr)
-    stages = [s for s in args.stages.split(",") if s]
-    bad = [s for s in stages if s not in STAGES]
-    if bad:
-        ap.error(f"unknown stages {bad}; valid: {', '.join(STAGES)}")
-    exp = ParsExperiments(load_params(args.profile))
-    for stage in stages:
-        result = getattr(exp, stage)()
-        if isinstance(result, pd.DataFrame):
-            print(f"== {stage}\n{result.to_string(max_rows=60)}")
-        elif isinstance(result, dict):
-            for name, frame in result.items():
-                if name != "scores":
-                    print(f"== {stage}: {name}\n{frame.to_string(max_rows=60)}")
-    return 0
+    return run_stages_cli("python -m llmsched.predictors.experiments", __doc__.split("\n")[0], STAGES,
+                          ParsExperiments, _show, argv)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,6 @@ middle of the range), and utilisation = share of the step token budget used, ave
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import sys
@@ -176,26 +175,18 @@ class EWSJFExperiments:
         return table.reset_index(drop=True)
 
 
-def main(argv: list[str] | None = None) -> int:
-    from llmsched.predictors.experiments import load_params
+def _show(stage: str, result: Any) -> None:
+    frame = result[1] if isinstance(result, tuple) else result
+    cols = [c for c in ("preset", "label", "load", "value", "best_so_far", "token_throughput", "ttft_short_mean",
+                        "ttft_long_mean", "e2e_mean", "utilisation", "queue_delay_max") if c in frame]
+    print(f"== {stage}\n{frame[cols].round(3).to_string(max_rows=200)}")
 
-    ap = argparse.ArgumentParser(prog="python -m llmsched.policies.ewsjf.experiments")
-    ap.add_argument("--profile", default="cpu")
-    ap.add_argument("--stages", default=",".join(STAGES))
-    args = ap.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="[%(name)s] %(message)s", stream=sys.stderr)
-    stages = [s for s in args.stages.split(",") if s]
-    bad = [s for s in stages if s not in STAGES]
-    if bad:
-        ap.error(f"unknown stages {bad}; valid: {', '.join(STAGES)}")
-    exp = EWSJFExperiments(load_params(args.profile))
-    for stage in stages:
-        result = getattr(exp, stage)()
-        frame = result[1] if isinstance(result, tuple) else result
-        cols = [c for c in ("preset", "label", "load", "value", "best_so_far", "token_throughput", "ttft_short_mean",
-                            "ttft_long_mean", "e2e_mean", "utilisation", "queue_delay_max") if c in frame]
-        print(f"== {stage}\n{frame[cols].round(3).to_string(max_rows=200)}")
-    return 0
+
+def main(argv: list[str] | None = None) -> int:
+    from llmsched.stages import run_stages_cli
+
+    return run_stages_cli("python -m llmsched.policies.ewsjf.experiments", __doc__.split("\n")[0], STAGES,
+                          EWSJFExperiments, _show, argv)
 
 
 if __name__ == "__main__":
