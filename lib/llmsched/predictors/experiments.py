@@ -11,7 +11,10 @@ Stages (inputs → outputs under results/pars/<profile>/):
              ShareGPT ChatGPT lengths) → sim/
     proxy    the same on the reasoning proxy (math/code prompts from pars_proxy_pool further ShareGPT prompts,
              used neither for training nor testing; synthetic long-tailed lengths) → sim_proxy/
-    serve    the real engine (Gemma-3-270M on CPU) at an overloaded rate, FCFS / rankers / oracle → serve/
+    serve    the real engine (Gemma-3-270M on CPU) at an overloaded rate, FCFS / rankers / oracle (and EWSJF
+             with `pars_serving_ewsjf`, the head-to-head on the real engine) → serve/
+    agreement  the serve runs replayed in the simulator with the calibrated step-time profile of the engine
+             (`pars_agreement_profile`), same arrivals and policy arguments → agreement/comparison.csv/.md
     reasoning  (gpu profile only: needs the hub and a GPU) a reasoning model's lengths on MATH-plus → PARS
              trained on them → simulator sweep with those measured lengths → reasoning/
 
@@ -33,7 +36,7 @@ from llmsched.stages import run_stages_cli
 
 logger = logging.getLogger(__name__)
 
-STAGES = ("collect", "study", "sim", "proxy", "serve", "reasoning")
+STAGES = ("collect", "study", "sim", "proxy", "serve", "agreement", "reasoning")
 RANKERS = ("pars", "ltr", "pointwise")  # the learned rankers that also schedule
 
 
@@ -74,6 +77,23 @@ class ParsExperiments:
         sampling = LengthSampling(max_tokens=self.p["pars_collect_max_tokens"],
                                   n_samples=self.p["pars_collect_samples"], **extra)
         return collect_lengths(reqs, self.engine(max_num_seqs=self.p["pars_collect_max_num_seqs"]), sampling)
+
+    def lengths_table(self) -> pd.DataFrame:
+        """One row per collected prompt: split, prompt tokens, ChatGPT's length, the serving model's mean length
+        over ok samples, share of its samples truncated → lengths.parquet (the collection stage's summary)."""
+        table = self.collect()
+        split = self.split()
+        sets = {"train": split.train, "test": split.test}
+        ref = {r.request_id: (name, r.prompt_tokens, r.output_tokens) for name, reqs in sets.items() for r in reqs}
+        ok = table[table["status"] == "ok"]
+        agg = ok.groupby("request_id").agg(model_tokens=("output_tokens", "mean"),
+                                           truncated_share=("truncated", "mean"), samples=("sample", "count"))
+        rows = [{"request_id": rid, "split": ref[rid][0], "prompt_tokens": ref[rid][1],
+                 "chatgpt_tokens": ref[rid][2], **agg.loc[rid].to_dict()}
+                for rid in agg.index if rid in ref]
+        frame = pd.DataFrame(rows)
+        frame.to_parquet(self.out / "lengths.parquet", index=False)
+        return frame
 
     def study(self) -> dict[str, pd.DataFrame]:
         from llmsched.predictors.study import StudyConfig, run_ranker_study
@@ -158,8 +178,38 @@ class ParsExperiments:
         times = make_arrivals("poisson", len(reqs), self.p["pars_serving_rate"], seed=self.p["seed"])
         reqs = assign_arrivals(reqs, times)
         specs = ranker_policies(list(RANKERS), starvation_limit=self.p["pars_starvation_limit"])
+        if self.p.get("pars_serving_ewsjf"):
+            # EWSJF on the same workload: queues learned from the workload's prompt lengths, C_prefill from the
+            # engine's calibrated step-time profile (the head-to-head on the real engine)
+            specs["ewsjf"] = ("ewsjf", {"sample": [float(r.prompt_tokens) for r in reqs],
+                                        "profile": self.p["pars_agreement_profile"],
+                                        "max_queues": self.p.get("ewsjf_max_queues", 8)})
+        specs = _select(specs, self.p.get("pars_serving_policies"))
         engine = self.engine(max_num_seqs=self.p["serving_max_num_seqs"])
         return compare_policies(reqs, engine, specs, self.out / "serve", run=RunConfig(mode="replay"))
+
+    def agreement(self) -> pd.DataFrame:
+        """Simulator vs real engine on the serve stage's runs: same workload, arrivals and policy arguments."""
+        from llmsched.serving.records import read_run
+        from llmsched.sim import load_profile, simulate
+        from llmsched.sim.validate import comparison_table, sim_requests, write_table
+
+        root = self.out / "serve"
+        labels = sorted(p.parent.name for p in root.glob("*/requests.parquet"))
+        if not labels:
+            raise FileNotFoundError(f"no real-engine runs under {root}: run the serve stage first")
+        prof = load_profile(self.p["pars_agreement_profile"])
+        pairs = {}
+        for label in labels:
+            real, config = read_run(root / label)
+            eng = config["engine"]
+            limits = {k: eng[k] for k in ("max_num_seqs", "max_num_batched_tokens", "max_model_len")}
+            sim = simulate(sim_requests(root, real), prof.sim_config(**limits), prof.step_time, eng["policy"],
+                           policy_args=eng.get("policy_args") or {})
+            pairs[(f"{self.p['model']} @ {self.p['pars_serving_rate']} req/s", label)] = (real, sim.frame)
+        table = comparison_table(pairs)
+        write_table(table, self.out / "agreement", header=f"Simulator ({prof.name}) vs real engine, serve stage")
+        return table
 
 
     def reasoning(self) -> pd.DataFrame:
@@ -196,6 +246,16 @@ class ParsExperiments:
                             np.array([r.output_tokens for r in train], dtype=float))
         scored, _ = score_workload(test, {"pars": pars})
         return self._sweep(_repeat(scored, self.p["pars_sim_n"]), "reasoning", rankers=("pars",))
+
+
+def _select(specs: dict[str, Any], labels: list[str] | None) -> dict[str, Any]:
+    """The specs named in `labels` (all when None), in that order; ValueError naming unknown labels."""
+    if labels is None:
+        return specs
+    unknown = [label for label in labels if label not in specs]
+    if unknown:
+        raise ValueError(f"unknown serving policies {unknown}; valid here: {', '.join(specs)}")
+    return {label: specs[label] for label in labels}
 
 
 def _repeat(requests, n: int):

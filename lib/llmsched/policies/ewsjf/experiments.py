@@ -1,7 +1,9 @@
 """The EWSJF experiments in the simulator: mixed prompt lengths across request rates, policies and ablations.
 
-    python -m llmsched.policies.ewsjf.experiments --profile cpu [--stages tune,sim]
+    python -m llmsched.policies.ewsjf.experiments --profile cpu [--stages partition,tune,sim,online,serve]
 
+    partition  Refine-and-Prune on each preset's offline sample (and K-means only, the no-refine ablation) →
+          partitions/<preset>.json (boundaries and per-queue count, mean, std, density) + lengths.parquet
     tune  offline Bayesian meta-optimisation (meta.SimObjective, seeded TPE, sqlite under
           results/ewsjf/<profile>/tune/study.sqlite, resumable) on the 100-2000 workload at saturation → tune/
     sim   for each preset (100-2000, 100-16000; bimodal short/long mix, outputs 1-100 tokens, Poisson arrivals)
@@ -11,6 +13,8 @@
     serve the real engine at reduced scale (the profile's model, e.g. Gemma-3-270M on CPU): the 100-2000 mixed
           workload cut from real ShareGPT text, Poisson arrivals above capacity, FCFS / prompt-length SJF /
           EWSJF / released variant, C_prefill from the engine's calibrated step-time profile → serve/
+    online the tuning workload served once with the online tuner (re-tunes every `ewsjf_online_every_s` seconds
+          of simulated time from the live window) → online/trials.parquet (one row per window) + summary.parquet
 
 Step-time model: the analytic A100-80GB / Llama-2-13B profile (`ewsjf_sim_profile`); the 100-16000 preset
 needs a 16k context, beyond Llama-2-13B's 4,096, so its runs raise max_model_len to 16,384 with the same
@@ -35,7 +39,7 @@ from llmsched.paths import results_dir
 
 logger = logging.getLogger(__name__)
 
-STAGES = ("tune", "sim", "serve")
+STAGES = ("partition", "tune", "sim", "online", "serve")
 
 
 def mixed_lengths_workload(preset: str, n: int, seed: int, distribution: str = "bimodal") -> list[Any]:
@@ -82,8 +86,32 @@ class EWSJFExperiments:
     def _requests(self, preset: str) -> list[Any]:
         return mixed_lengths_workload(preset, self.p["ewsjf_sim_n"], self.p["seed"])
 
-    def tune(self) -> tuple[dict[str, float], pd.DataFrame]:
-        from llmsched.policies.ewsjf.meta import SimObjective, optimize
+    def partition(self) -> pd.DataFrame:
+        """Refine-and-Prune (and K-means only) on each preset's offline sample; one row per queue."""
+        from llmsched.policies.ewsjf.partition import refine_and_prune
+        from llmsched.policies.ewsjf.scoring import EWSJFParams
+
+        out = self.out / "partitions"
+        out.mkdir(parents=True, exist_ok=True)
+        alpha, rows, lengths = EWSJFParams().alpha, [], []
+        for preset in self.p["ewsjf_presets"]:
+            sample = [float(r.prompt_tokens) for r in self._requests(preset)[: self.p["ewsjf_sample_n"]]]
+            lengths.append(pd.DataFrame({"preset": preset, "prompt_tokens": sample}))
+            record = {"preset": preset, "n": len(sample), "alpha": alpha, "max_queues": self.p["ewsjf_max_queues"]}
+            # NOTE: K-means only = no gap can exceed alpha x the mean gap (the queue's refine=False does the same)
+            for variant, a in (("refine-and-prune", alpha), ("kmeans-only", 1e300)):
+                part = refine_and_prune(sample, alpha=a, max_queues=self.p["ewsjf_max_queues"])
+                stats = [{"queue": i, "lo": s.lo, "hi": s.hi, "count": s.count, "mean": s.mean, "std": s.std,
+                          "density": s.density} for i, s in enumerate(part.stats)]
+                record[variant] = stats
+                rows += [{"preset": preset, "variant": variant, **st} for st in stats]
+            (out / f"{preset}.json").write_text(json.dumps(record, indent=2) + "\n")
+        pd.concat(lengths, ignore_index=True).to_parquet(out / "lengths.parquet", index=False)
+        table = pd.DataFrame(rows)
+        table.to_parquet(out / "queues.parquet", index=False)
+        return table
+
+    def _tune_workload(self):
         from llmsched.sim.sweep import saturation_throughput
         from llmsched.workload import assign_arrivals, make_arrivals
 
@@ -93,6 +121,12 @@ class EWSJFExperiments:
         cap = saturation_throughput(reqs, config, st)
         reqs = assign_arrivals(reqs, make_arrivals("poisson", len(reqs), cap * self.p["ewsjf_tune_load"],
                                                    seed=self.p["seed"]))
+        return preset, reqs, config, st
+
+    def tune(self) -> tuple[dict[str, float], pd.DataFrame]:
+        from llmsched.policies.ewsjf.meta import SimObjective, optimize
+
+        preset, reqs, config, st = self._tune_workload()
         obj = SimObjective(reqs, config, st, self._base_args())
         best, hist = optimize(obj, self.p["ewsjf_tune_trials"], seed=self.p["seed"],
                               storage=self.out / "tune" / "study.sqlite", name=f"ewsjf-{preset}")
@@ -149,6 +183,36 @@ class EWSJFExperiments:
         return pd.concat(tables, ignore_index=True)
 
 
+    def online(self) -> pd.DataFrame:
+        """The tuning workload under EWSJF with the online tuner, beside fixed default parameters."""
+        from llmsched.policies.ewsjf.meta import OnlineTuner
+        from llmsched.policies.ewsjf.queue import EWSJFQueue
+        from llmsched.sim import simulate
+
+        preset, reqs, config, st = self._tune_workload()
+        sample = [float(r.prompt_tokens) for r in reqs]
+        out = self.out / "online"
+        out.mkdir(parents=True, exist_ok=True)
+        tuner = OnlineTuner(every_s=self.p["ewsjf_online_every_s"], seed=self.p["seed"])
+        rows = []
+        for label, tn in (("ewsjf", None), ("ewsjf-online", tuner)):
+            queue = EWSJFQueue(sample=sample, tuner=tn, **self._base_args())
+            res = simulate(reqs, config, st, queue, trace_steps=True)
+            lo, hi = (int(x) for x in preset.split("-"))
+            rows.append({"preset": preset, "label": label, "load": self.p["ewsjf_tune_load"],
+                         **run_metrics(res.frame, res.steps, config.max_num_batched_tokens, (lo + hi) / 2)})
+        trials = pd.DataFrame(tuner.log)
+        if len(trials):
+            trials.insert(0, "window", range(len(trials)))
+            trials["best_so_far"] = trials["value"].cummax()
+        trials.to_parquet(out / "trials.parquet", index=False)
+        table = pd.DataFrame(rows)
+        table.to_parquet(out / "summary.parquet", index=False)
+        (out / "online.json").write_text(json.dumps({"every_s": self.p["ewsjf_online_every_s"],
+                                                     "windows": len(trials), "preset": preset,
+                                                     "n": len(reqs)}, indent=2) + "\n")
+        return table
+
     def serve(self) -> pd.DataFrame:
         from llmsched.models import model_path
         from llmsched.serving.engine import EngineConfig
@@ -168,6 +232,9 @@ class EWSJFExperiments:
         specs = {"fcfs": ("fcfs", {}), "prompt-sjf": ("prompt-sjf", {}),
                  "ewsjf": ("ewsjf", {"sample": sample, "profile": prof, "max_queues": self.p["ewsjf_max_queues"]}),
                  "ewsjf-released": ("ewsjf-released", {"sample": sample, "max_queues": self.p["ewsjf_max_queues"]})}
+        from llmsched.predictors.experiments import _select
+
+        specs = _select(specs, self.p.get("ewsjf_serving_policies"))
         engine = EngineConfig(model=self.p["model"], seed=self.p["seed"], max_model_len=2304,
                               max_num_seqs=self.p["serving_max_num_seqs"])
         table = compare_policies(reqs, engine, specs, self.out / "serve", run=RunConfig(mode="replay"))

@@ -1,0 +1,304 @@
+"""The artifact's figures: each function takes result tables (as the stages write them) and returns a figure.
+
+Notebooks 01–05 show them inline; notebook 06 (llmsched.analysis.report) saves every one as PNG and PDF.
+Column names are those of the stage outputs described in results/README.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import matplotlib
+
+if matplotlib.get_backend().lower() == "agg" or not matplotlib.get_backend():
+    matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+from llmsched.analysis.metrics import per_request  # noqa: E402
+
+LATENCY = {"e2e_mean": "mean E2E (s)", "normalized_latency_mean": "mean normalized latency (s/token)",
+           "ttft_mean": "mean TTFT (s)"}
+# A fixed colour per policy label across every figure.
+ORDER = ["fcfs", "prompt-sjf", "pars", "pars-noguard", "ltr", "pointwise", "ewsjf", "ewsjf-tuned", "ewsjf-online",
+         "ewsjf-released", "ewsjf-norefine", "ewsjf-nobubbles", "oracle-sjf"]
+_PALETTE = dict(zip(ORDER, sns.color_palette("tab20", len(ORDER)), strict=True))
+
+
+def palette(labels: Sequence[str]) -> dict[str, tuple[float, float, float]]:
+    extra = [x for x in labels if x not in _PALETTE]
+    more = dict(zip(extra, sns.color_palette("husl", max(len(extra), 1)), strict=False))
+    return {x: _PALETTE.get(x, more.get(x)) for x in labels}
+
+
+def _order(labels: Sequence[str]) -> list[str]:
+    seen = list(dict.fromkeys(labels))
+    return [x for x in ORDER if x in seen] + [x for x in seen if x not in ORDER]
+
+
+def lengths(table: pd.DataFrame, model: str) -> plt.Figure:
+    """Collected lengths: the serving model's vs ChatGPT's on the same prompts (notebook 01)."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    long = pd.concat([pd.DataFrame({"tokens": table["chatgpt_tokens"], "source": "ChatGPT (ShareGPT)"}),
+                      pd.DataFrame({"tokens": table["model_tokens"], "source": model})], ignore_index=True)
+    sns.histplot(data=long, x="tokens", hue="source", bins=30, element="step", ax=axes[0])
+    axes[0].set_xlabel("response length (tokens)")
+    sns.scatterplot(data=table, x="chatgpt_tokens", y="model_tokens", hue="split", ax=axes[1], s=14)
+    axes[1].set_xlabel("ChatGPT response (tokens)")
+    axes[1].set_ylabel(f"{model} response (tokens)")
+    fig.suptitle(f"Response lengths of {len(table)} prompts")
+    fig.tight_layout()
+    return fig
+
+
+def ranker_quality(quality: pd.DataFrame) -> plt.Figure:
+    """Kendall τ and pairwise accuracy per method and evaluation target (notebook 02)."""
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+    order = list(dict.fromkeys(quality["method"]))
+    for ax, col, label in ((axes[0], "kendall_tau", "Kendall τ"), (axes[1], "pairwise_accuracy", "pairwise accuracy")):
+        sns.barplot(data=quality, x="method", y=col, hue="eval_lengths", order=order, ax=ax)
+        ax.set_ylabel(label)
+        ax.set_xlabel("")
+        ax.tick_params(axis="x", rotation=30)
+        ax.legend(title="true lengths of", fontsize=8)
+    axes[1].axhline(0.5, color="grey", lw=0.8, ls=":")
+    fig.suptitle("Ranking quality on held-out prompts")
+    fig.tight_layout()
+    return fig
+
+
+def ranker_ablations(delta: pd.DataFrame, margin: pd.DataFrame) -> plt.Figure:
+    """PARS's pair filter δ and margin (notebook 02)."""
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4), sharey=True)
+    for ax, table, knob in ((axes[0], delta, "delta"), (axes[1], margin, "margin")):
+        ax.plot(table[knob], table["kendall_tau"], marker="o", label="Kendall τ")
+        ax.plot(table[knob], table["pairwise_accuracy"], marker="s", label="pairwise accuracy")
+        ax.set_xlabel({"delta": "δ (minimum relative length gap of a pair)", "margin": "margin"}[knob])
+    axes[0].set_ylabel("quality")
+    axes[0].legend(fontsize=8)
+    frozen = bool(delta["freeze_encoder"].iloc[0]) if "freeze_encoder" in delta else False
+    fig.suptitle("PARS ablations" + (" (linear probe on the frozen encoder)" if frozen else ""))
+    fig.tight_layout()
+    return fig
+
+
+def transfer(table: pd.DataFrame) -> plt.Figure:
+    """Cross-model transfer: τ of PARS trained on one model's lengths against each model's (notebook 02)."""
+    pars = table[table["method"] == "pars"].pivot(index="train_lengths", columns="eval_lengths", values="kendall_tau")
+    ceiling = table[table["method"] != "pars"]
+    fig, ax = plt.subplots(figsize=(5.2, 3.6))
+    sns.heatmap(pars, annot=True, fmt=".3f", cmap="vlag", center=0, ax=ax, cbar_kws={"label": "Kendall τ"})
+    ax.set_xlabel("evaluated on lengths of")
+    ax.set_ylabel("PARS trained on lengths of")
+    if len(ceiling):
+        ax.set_title("transfer ceiling (other model's true lengths): τ = "
+                     + ", ".join(f"{x:.3f}" for x in ceiling["kendall_tau"]), fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def latency_vs_rate(summary: pd.DataFrame, title: str, x: str = "load",
+                    metrics: dict[str, str] = LATENCY) -> plt.Figure:
+    """Latency metrics vs load, one line per policy label (simulator sweeps)."""
+    labels = _order(summary["label"])
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.6))
+    for ax, (col, name) in zip(np.atleast_1d(axes), metrics.items(), strict=True):
+        sns.lineplot(data=summary, x=x, y=col, hue="label", hue_order=labels, palette=palette(labels), marker="o",
+                     ax=ax, legend=ax is np.atleast_1d(axes)[-1])
+        ax.set_ylabel(name)
+        ax.set_xlabel("request rate / saturation throughput" if x == "load" else x)
+        if (summary[col] > 0).all() and summary[col].max() / max(summary[col].min(), 1e-12) > 50:
+            ax.set_yscale("log")
+    np.atleast_1d(axes)[-1].legend(fontsize=7, title=None, loc="upper left", bbox_to_anchor=(1, 1))
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def throughput_vs_rate(summary: pd.DataFrame, title: str, col: str = "token_throughput") -> plt.Figure:
+    return latency_vs_rate(summary, title, metrics={col: col.replace("_", " ") + " (tok/s)"})
+
+
+def latency_cdf(requests: pd.DataFrame, title: str, by: str = "label",
+                metrics: Sequence[str] = ("e2e", "normalized_latency", "ttft")) -> plt.Figure:
+    """Per-request latency CDFs, one line per policy label (a run's or a sweep slice's requests)."""
+    m = per_request(requests)
+    m[by] = requests[by].to_numpy()
+    m = m[m["status"] == "ok"]
+    labels = _order(m[by])
+    names = {"e2e": "E2E (s)", "normalized_latency": "normalized latency (s/token)", "ttft": "TTFT (s)"}
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.4))
+    for ax, col in zip(np.atleast_1d(axes), metrics, strict=True):
+        data = m[m[col] > 0] if col != "e2e" else m
+        sns.ecdfplot(data=data, x=col, hue=by, hue_order=labels, palette=palette(labels), ax=ax,
+                     log_scale=col != "e2e", legend=ax is np.atleast_1d(axes)[-1])
+        ax.set_xlabel(names.get(col, col))
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def serving_bars(summary: pd.DataFrame, title: str,
+                 metrics: dict[str, str] | None = None) -> plt.Figure:
+    """One real-engine comparison (index = policy label): a bar per policy for each metric."""
+    metrics = metrics or {**LATENCY, "token_throughput": "output tok/s"}
+    labels = _order(list(summary.index))
+    fig, axes = plt.subplots(1, len(metrics), figsize=(3.3 * len(metrics), 3.4))
+    for ax, (col, name) in zip(np.atleast_1d(axes), metrics.items(), strict=True):
+        vals = summary.loc[labels, col]
+        ax.bar(range(len(labels)), vals, color=[palette(labels)[x] for x in labels])
+        ax.set_xticks(range(len(labels)), labels, rotation=40, ha="right", fontsize=8)
+        ax.set_ylabel(name, fontsize=9)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def agreement(table: pd.DataFrame, title: str) -> plt.Figure:
+    """Simulator vs real engine per policy: real and simulated value of each metric (notebook 04)."""
+    t = table.reset_index()
+    metrics = [m for m in ("e2e_mean", "ttft_mean", "normalized_latency_mean", "token_throughput")
+               if f"{m}_real" in t]
+    fig, axes = plt.subplots(1, len(metrics), figsize=(3.4 * len(metrics), 3.4))
+    for ax, m in zip(np.atleast_1d(axes), metrics, strict=True):
+        x = np.arange(len(t))
+        ax.bar(x - 0.2, t[f"{m}_real"], 0.4, label="real engine")
+        ax.bar(x + 0.2, t[f"{m}_sim"], 0.4, label="simulator")
+        ax.set_xticks(x, t["policy"], rotation=40, ha="right", fontsize=8)
+        ax.set_title(f"{m}\nmean |err| {np.nanmean(np.abs(t[f'{m}_err'])):.0%}", fontsize=9)
+    np.atleast_1d(axes)[0].legend(fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def partitions(lengths_table: pd.DataFrame, queues: pd.DataFrame) -> plt.Figure:
+    """EWSJF's queues over the length histogram of each preset's sample (notebook 03)."""
+    presets = list(dict.fromkeys(lengths_table["preset"]))
+    variants = list(dict.fromkeys(queues["variant"]))
+    fig, axes = plt.subplots(len(presets), 1, figsize=(9, 2.8 * len(presets)), squeeze=False)
+    styles = dict(zip(variants, ["-", "--", ":"], strict=False))
+    for ax, preset in zip(axes[:, 0], presets, strict=True):
+        x = lengths_table.loc[lengths_table["preset"] == preset, "prompt_tokens"]
+        ax.hist(x, bins=80, color="lightgrey")
+        top = ax.get_ylim()[1]
+        for j, variant in enumerate(variants):
+            q = queues[(queues["preset"] == preset) & (queues["variant"] == variant)]
+            for _, row in q.iterrows():
+                ax.axvline(row["lo"], color=f"C{j}", ls=styles[variant], lw=1)
+                ax.axvline(row["hi"], color=f"C{j}", ls=styles[variant], lw=1)
+                ax.text((row["lo"] + row["hi"]) / 2, top * (0.92 - 0.12 * j), f"{int(row['count'])}",
+                        color=f"C{j}", ha="center", fontsize=7)
+            ax.plot([], [], color=f"C{j}", ls=styles[variant], label=f"{variant}: {len(q)} queues")
+        ax.set_title(f"{preset}: {len(x)} prompt lengths", fontsize=10)
+        ax.set_xlabel("prompt tokens")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def ewsjf_sweep(summary: pd.DataFrame) -> plt.Figure:
+    """EWSJF claims vs load, per preset: token throughput, short- and long-request TTFT, utilisation."""
+    presets = list(dict.fromkeys(summary["preset"]))
+    cols = {"total_token_throughput": "prompt+output tok/s", "ttft_short_mean": "mean TTFT, short (s)",
+            "ttft_long_mean": "mean TTFT, long (s)", "utilisation": "token-budget utilisation"}
+    labels = _order(summary["label"])
+    fig, axes = plt.subplots(len(presets), len(cols), figsize=(4 * len(cols), 3.2 * len(presets)), squeeze=False)
+    for r, preset in enumerate(presets):
+        part = summary[summary["preset"] == preset]
+        for c, (col, name) in enumerate(cols.items()):
+            ax = axes[r, c]
+            sns.lineplot(data=part, x="load", y=col, hue="label", hue_order=labels, palette=palette(labels),
+                         marker="o", ax=ax, legend=(r == 0 and c == len(cols) - 1))
+            ax.set_ylabel(name)
+            ax.set_xlabel("load")
+            ax.set_title(preset, fontsize=9)
+            if col.startswith("ttft") and (part[col] > 0).all():
+                ax.set_yscale("log")
+    axes[0, -1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1, 1))
+    fig.suptitle("EWSJF in the simulator")
+    fig.tight_layout()
+    return fig
+
+
+def ewsjf_ablation(summary: pd.DataFrame, load: float) -> plt.Figure:
+    """Component ablation at one load: each EWSJF variant's short/long TTFT and throughput, FCFS = 1."""
+    part = summary[np.isclose(summary["load"], load)]
+    cols = ["ttft_short_mean", "ttft_long_mean", "e2e_mean", "total_token_throughput", "queue_delay_max"]
+    rows = []
+    for preset, g in part.groupby("preset", sort=False):
+        base = g.set_index("label").loc["fcfs", cols]
+        for _, row in g.iterrows():
+            rows += [{"preset": preset, "label": row["label"], "metric": c, "vs FCFS": row[c] / base[c]}
+                     for c in cols]
+    t = pd.DataFrame(rows)
+    g = sns.catplot(data=t, x="metric", y="vs FCFS", hue="label", hue_order=_order(t["label"]), col="preset",
+                    kind="bar", height=3.4, aspect=1.6, palette=palette(_order(t["label"])))
+    g.set_xticklabels(rotation=20)
+    for ax in g.axes.flat:
+        ax.axhline(1, color="grey", lw=0.8)
+        ax.set_yscale("log")
+    g.figure.suptitle(f"EWSJF components at load {load} (ratio to FCFS)", y=1.02)
+    return g.figure
+
+
+def convergence(trials: pd.DataFrame, online: pd.DataFrame | None = None) -> plt.Figure:
+    """Meta-optimisation: R per trial and best so far (offline), and per live window (online)."""
+    n = 2 if online is not None and len(online) else 1
+    fig, axes = plt.subplots(1, n, figsize=(5 * n, 3.4), squeeze=False)
+    ax = axes[0, 0]
+    ax.plot(trials["trial"], trials["value"], "o", ms=4, alpha=0.6, label="trial")
+    ax.plot(trials["trial"], trials["best_so_far"], "-", label="best so far")
+    ax.set_xlabel("trial")
+    ax.set_ylabel("R = λ1·C + λ2·L − λ3·S − λ4·U")
+    ax.set_title("offline (simulator), seeded TPE", fontsize=10)
+    ax.legend(fontsize=8)
+    if n == 2:
+        ax = axes[0, 1]
+        ax.plot(online["window"], online["value"], "o-", ms=3, label="window")
+        ax.plot(online["window"], online["best_so_far"], "-", label="best so far")
+        ax.set_xlabel("feedback window")
+        ax.set_title("online (re-tuned while serving)", fontsize=10)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def head_to_head(summary: pd.DataFrame) -> plt.Figure:
+    """PARS, LTR and EWSJF on the same workloads: normalized latency, TTFT and worst wait vs load."""
+    workloads = list(dict.fromkeys(summary["workload"]))
+    cols = {"normalized_latency_mean": "mean normalized latency (s/token)", "ttft_mean": "mean TTFT (s)",
+            "queue_delay_max": "worst queueing delay (s)"}
+    labels = _order(summary["label"])
+    fig, axes = plt.subplots(len(workloads), len(cols), figsize=(4.2 * len(cols), 3.3 * len(workloads)),
+                             squeeze=False)
+    for r, w in enumerate(workloads):
+        part = summary[summary["workload"] == w]
+        for c, (col, name) in enumerate(cols.items()):
+            ax = axes[r, c]
+            sns.lineplot(data=part, x="load", y=col, hue="label", hue_order=labels, palette=palette(labels),
+                         marker="o", ax=ax, legend=(r == 0 and c == len(cols) - 1))
+            ax.set_ylabel(name)
+            ax.set_title(w, fontsize=9)
+            if (part[col] > 0).all():
+                ax.set_yscale("log")
+    axes[0, -1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1, 1))
+    fig.suptitle("Head to head on the same workloads (simulator)")
+    fig.tight_layout()
+    return fig
+
+
+def overheads(costs: pd.DataFrame, ranker_ms: pd.DataFrame | None = None) -> plt.Figure:
+    """Policy cost per admission (and the rankers' scoring cost per request, when measured)."""
+    n = 2 if ranker_ms is not None and len(ranker_ms) else 1
+    fig, axes = plt.subplots(1, n, figsize=(5 * n, 3.4), squeeze=False)
+    ax = axes[0, 0]
+    ax.barh(costs["policy"], costs["us_per_admission"])
+    ax.set_xlabel(f"µs per admission ({int(costs['n_waiting'].iloc[0])} waiting)")
+    if n == 2:
+        axes[0, 1].barh(ranker_ms["ranker"], ranker_ms["ms_per_request"])
+        axes[0, 1].set_xlabel("ms per request (scoring, batched, before the engine)")
+    fig.tight_layout()
+    return fig

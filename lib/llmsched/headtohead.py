@@ -1,0 +1,107 @@
+"""PARS, LTR and EWSJF head to head on the same workloads and the same engine model (neither paper does this).
+
+    python -m llmsched.headtohead --profile cpu
+
+Workloads, in the simulator with the PARS profile's step-time model (`pars_sim_profile`):
+    sharegpt  the held-out ShareGPT prompts with their ChatGPT response lengths (PARS's setting), repeated to
+              `pars_sim_n` requests, scored once by every ranker (ParsExperiments.scored_test)
+    mixed     EWSJF's bimodal 100-2000 prompt mix cut from real ShareGPT text with outputs of 1-100 tokens
+              (EWSJF's setting), `h2h_mixed_n` requests, scored by the same rankers; its outputs are synthetic
+              and unrelated to the text, so a ranker can only help through what the text says of its length
+Policies: FCFS, PARS and LTR (SJF on their scores, the profile's starvation guard), EWSJF (queues learned from
+the workload's first `ewsjf_sample_n` prompt lengths, C_prefill from the same step-time model), the authors'
+released EWSJF, prompt-length SJF and oracle SJF. Loads are `h2h_loads` × the workload's saturation throughput.
+Outputs under results/headtohead/<profile>/<workload>/: the rate sweep's summary.parquet, requests.parquet and
+sweep.json. The real-engine head-to-head is ParsExperiments.serve with `pars_serving_ewsjf: true`.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from llmsched.paths import results_dir
+
+logger = logging.getLogger(__name__)
+
+WORKLOADS = ("sharegpt", "mixed")
+
+
+class HeadToHead:
+    def __init__(self, params: dict[str, Any], out_root: str | Path | None = None,
+                 pars_root: str | Path | None = None) -> None:
+        from llmsched.predictors.experiments import ParsExperiments
+
+        self.p = params
+        self.out = Path(out_root) if out_root is not None else results_dir() / "headtohead" / str(params["profile"])
+        self.pars = ParsExperiments(params, out_root=pars_root)
+
+    def workload(self, name: str) -> list[Any]:
+        from llmsched.predictors.experiments import _repeat
+
+        if name == "sharegpt":
+            return _repeat(self.pars.scored_test(), self.p["pars_sim_n"])
+        if name == "mixed":
+            from llmsched.predictors.data import model_tokenizer
+            from llmsched.workload.mixed import MixedConfig, mixed_workload
+
+            cfg = MixedConfig.preset("100-2000", n=self.p["h2h_mixed_n"], distribution="bimodal")
+            texts = [r.prompt for r in self.pars.split().extra] or [r.prompt for r in self.pars.split().train]
+            reqs = mixed_workload(cfg, model_tokenizer(self.p["model"]), texts, seed=self.p["seed"])
+            return self.pars.scored_test(reqs)
+        raise ValueError(f"unknown workload {name!r}; valid: {', '.join(WORKLOADS)}")
+
+    def policies(self, requests: list[Any]) -> dict[str, tuple[str, dict[str, Any]]]:
+        from llmsched.predictors.scheduling import ranker_policies
+
+        specs = ranker_policies(["pars", "ltr"], starvation_limit=self.p["pars_starvation_limit"])
+        sample = [float(r.prompt_tokens) for r in requests[: self.p["ewsjf_sample_n"]]]
+        oracle = specs.pop("oracle-sjf")
+        specs["ewsjf"] = ("ewsjf", {"sample": sample, "profile": self.p["pars_sim_profile"],
+                                    "max_queues": self.p["ewsjf_max_queues"]})
+        specs["ewsjf-released"] = ("ewsjf-released", {"sample": sample, "max_queues": self.p["ewsjf_max_queues"]})
+        specs["prompt-sjf"] = ("prompt-sjf", {})
+        specs["oracle-sjf"] = oracle
+        return specs
+
+    def run(self, workloads: tuple[str, ...] = WORKLOADS) -> pd.DataFrame:
+        from llmsched.sim import load_profile
+        from llmsched.sim.sweep import rate_sweep, saturation_throughput
+
+        prof = load_profile(self.p["pars_sim_profile"])
+        config = prof.sim_config(**self.p.get("pars_sim_overrides", {}))
+        tables = []
+        for name in workloads:
+            reqs = self.workload(name)
+            cap = saturation_throughput(reqs, config, prof.step_time)
+            rates = [cap * f for f in self.p["h2h_loads"]]
+            logger.info("head-to-head %s: %d requests, saturation %.2f req/s", name, len(reqs), cap)
+            table = rate_sweep(reqs, rates, self.policies(reqs), config, prof.step_time, seed=self.p["seed"],
+                               capacity=cap, out_dir=self.out / name)
+            tables.append(table.assign(workload=name))
+        return pd.concat(tables, ignore_index=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    from llmsched.stages import load_params
+
+    ap = argparse.ArgumentParser(prog="python -m llmsched.headtohead", description=__doc__.split("\n")[0])
+    ap.add_argument("--profile", default="cpu")
+    ap.add_argument("--workloads", default=",".join(WORKLOADS))
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="[%(name)s] %(message)s", stream=sys.stderr)
+    table = HeadToHead(load_params(args.profile)).run(tuple(w for w in args.workloads.split(",") if w))
+    cols = [c for c in ("workload", "label", "load", "e2e_mean", "normalized_latency_mean", "ttft_mean",
+                        "token_throughput", "queue_delay_max") if c in table]
+    print(table[cols].round(3).to_string(max_rows=200))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

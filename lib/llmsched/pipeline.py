@@ -1,0 +1,219 @@
+"""The notebook pipeline behind ./run_all.sh: run notebooks/NN_*.ipynb in order with papermill for a profile.
+
+    python -m llmsched.pipeline smoke [--force] [--only 02,06]
+
+Each notebook is one stage. Its parameters are the profile's values (artifact/profiles/<profile>.yaml), injected
+by papermill into its `parameters` cell; the executed copy goes to results/executed/<profile>/. A stage is
+skipped when it ran before with the same notebook source and parameters and every output it declared still
+exists (`declare_outputs`, called by the notebook's last cell, records them in the stage's `.done.json`);
+`--force` reruns every stage, and sets LLMSCHED_FORCE=1 so the library's own caches recompute as well.
+The run stops at the first failing notebook, naming it and the failing cell; results of earlier stages are left
+as they are, and the failed stage's marker is removed so the next run retries it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import sys
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from llmsched.paths import REPO_ROOT, results_dir
+
+MANIFEST_ENV = "LLMSCHED_STAGE_MANIFEST"
+NOTEBOOKS = REPO_ROOT / "notebooks"
+
+
+class MissingInputError(FileNotFoundError):
+    """A stage's input does not exist; the message names it and the command that produces it."""
+
+
+def require(path: str | Path, producer: str, profile: str | None = None) -> Path:
+    """`path` if it exists, else MissingInputError naming the notebook (stage) that writes it."""
+    p = Path(path)
+    if not p.exists():
+        cmd = f"./run_all.sh {profile}" if profile else "./run_all.sh <profile>"
+        raise MissingInputError(f"missing input {p}: it is written by {producer}; run `{cmd}` (it runs the "
+                                f"notebooks in order and skips the stages that are done)")
+    return p
+
+
+def declare_outputs(paths: Iterable[str | Path]) -> list[str]:
+    """Called by a notebook's last cell: the files and folders this stage wrote (checked before skipping it).
+
+    Under the pipeline the list goes to the stage's manifest; run by hand, the call only checks the paths.
+    """
+    out = [str(Path(p).resolve()) for p in paths]
+    missing = [p for p in out if not Path(p).exists()]
+    if missing:
+        raise FileNotFoundError(f"the stage declared outputs it did not write: {missing}")
+    target = os.environ.get(MANIFEST_ENV)
+    if target:
+        Path(target).write_text(json.dumps({"outputs": out}, indent=2) + "\n")
+    return out
+
+
+def notebook_params(namespace: dict[str, Any]) -> dict[str, Any]:
+    """The profile parameters among a notebook's globals (after papermill injected them): the keys the
+    experiment drivers read, so a notebook passes on exactly what its parameters cell (and the profile) set."""
+    base = {"profile", "model", "seed"}
+    prefixes = ("serving_", "pars_", "ewsjf_", "h2h_", "report_")
+    return {k: v for k, v in namespace.items()
+            if (k in base or k.startswith(prefixes)) and isinstance(v, (str, int, float, bool, list, dict, type(None)))}
+
+
+def _declared(notebook: Path, params: dict[str, Any]) -> dict[str, Any]:
+    """The profile values of the parameters the notebook's parameters cell declares."""
+    import papermill as pm
+
+    declared = pm.inspect_notebook(str(notebook))
+    return {k: v for k, v in params.items() if k in declared}
+
+
+def _code(notebook: Path) -> list[str]:
+    nb = json.loads(notebook.read_text())
+    return ["".join(c["source"]) if isinstance(c["source"], list) else c["source"]
+            for c in nb["cells"] if c["cell_type"] == "code"]
+
+
+def stage_key(notebook: Path, params: dict[str, Any], upstream: Iterable[Path] = ()) -> str:
+    """Hash of the notebook's code cells, the parameters and the code of the notebooks before it: what makes a
+    previous run of the stage reusable (an edited earlier stage invalidates the later ones)."""
+    code = [_code(nb) for nb in [*upstream, notebook]]
+    blob = json.dumps({"code": code, "params": params}, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+@dataclass
+class StageResult:
+    notebook: str
+    status: str  # ran, skipped, failed
+    seconds: float
+    message: str = ""
+
+
+def load_profile_file(profile: str) -> tuple[Path, dict[str, Any]]:
+    from llmsched.stages import load_params
+
+    params = load_params(profile)  # ValueError listing valid profiles
+    return REPO_ROOT / "artifact" / "profiles" / f"{profile}.yaml", params
+
+
+def _failure(exc: BaseException, notebook: Path) -> str:
+    """One paragraph naming the notebook, the failing cell and the error."""
+    cell = getattr(exc, "cell_index", None)
+    count = getattr(exc, "exec_count", None)
+    ename, evalue = getattr(exc, "ename", type(exc).__name__), getattr(exc, "evalue", str(exc))
+    src = (getattr(exc, "source", "") or "").strip().splitlines()
+    where = f"cell {cell}" if cell is not None else "before any cell ran"
+    if count is not None:
+        where += f" (execution count {count})"
+    first = f"; the cell begins: {src[0][:100]!r}" if src else ""
+    return f"{notebook.name} failed in {where}{first}\n  {ename}: {evalue}"
+
+
+def run_stage(notebook: Path, profile: str, params: dict[str, Any], out_dir: Path, force: bool,
+              upstream: Iterable[Path] = ()) -> StageResult:
+    import papermill as pm
+
+    executed = out_dir / notebook.name
+    marker = out_dir / f"{notebook.stem}.done.json"
+    key = stage_key(notebook, _declared(notebook, params), upstream)
+    if not force and marker.exists() and executed.exists():
+        done = json.loads(marker.read_text())
+        missing = [p for p in done.get("outputs", []) if not Path(p).exists()]
+        if done.get("key") == key and not missing:
+            return StageResult(notebook.name, "skipped", 0.0, "up to date")
+    marker.unlink(missing_ok=True)
+    manifest = out_dir / f"{notebook.stem}.outputs.json"
+    manifest.unlink(missing_ok=True)
+    os.environ[MANIFEST_ENV] = str(manifest)
+    t0 = time.perf_counter()
+    try:
+        pm.execute_notebook(str(notebook), str(executed), parameters=_declared(notebook, params),
+                            cwd=str(notebook.parent),
+                            log_output=True, progress_bar=False, kernel_name="python3")
+    except Exception as exc:  # papermill's PapermillExecutionError carries the cell; others fail before cells
+        return StageResult(notebook.name, "failed", time.perf_counter() - t0, _failure(exc, notebook))
+    finally:
+        os.environ.pop(MANIFEST_ENV, None)
+    seconds = time.perf_counter() - t0
+    outputs = json.loads(manifest.read_text())["outputs"] if manifest.exists() else []
+    marker.write_text(json.dumps({"key": key, "profile": profile, "seconds": round(seconds, 1),
+                                  "outputs": outputs}, indent=2) + "\n")
+    return StageResult(notebook.name, "ran", seconds)
+
+
+def run_pipeline(profile: str, force: bool = False, only: Iterable[str] | None = None,
+                 notebooks_dir: Path = NOTEBOOKS, log=print) -> list[StageResult]:
+    """Run every notebook (or those whose number is in `only`) in order; stop at the first failure."""
+    _, params = load_profile_file(profile)
+    notebooks = sorted(notebooks_dir.glob("[0-9][0-9]_*.ipynb"))
+    if not notebooks:
+        raise FileNotFoundError(f"no numbered notebooks in {notebooks_dir}")
+    chosen = set(only) if only else None
+    if chosen is not None:
+        unknown = chosen - {nb.name[:2] for nb in notebooks}
+        if unknown:
+            raise ValueError(f"no notebook numbered {sorted(unknown)}; have {[nb.name for nb in notebooks]}")
+    out_dir = results_dir() / "executed" / profile
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if force:
+        os.environ["LLMSCHED_FORCE"] = "1"
+    results = []
+    for i, nb in enumerate(notebooks):
+        if chosen is not None and nb.name[:2] not in chosen:
+            continue
+        log(f"== {nb.name} ({profile})", flush=True)
+        res = run_stage(nb, profile, params, out_dir, force, notebooks[:i])
+        results.append(res)
+        if res.status == "skipped":
+            log("   skipped: outputs exist for the same notebook and parameters (--force reruns)", flush=True)
+        elif res.status == "failed":
+            log(f"   FAILED after {res.seconds:.0f} s", flush=True)
+            break
+        else:
+            log(f"   done in {res.seconds:.0f} s", flush=True)
+    return results
+
+
+def summary(profile: str, results: list[StageResult]) -> str:
+    lines = [f"profile {profile}: " + ("all notebooks ran" if all(r.status != "failed" for r in results)
+                                        else "stopped at a failure") +
+             f" in {sum(r.seconds for r in results):.0f} s"]
+    for r in results:
+        lines.append(f"  {r.notebook:<40} {r.status:<8} {r.seconds:7.0f} s")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m llmsched.pipeline", description=__doc__.split("\n")[0])
+    ap.add_argument("profile")
+    ap.add_argument("--force", action="store_true", help="rerun stages whose outputs exist")
+    ap.add_argument("--only", default="", help="comma-separated notebook numbers, e.g. 02,06")
+    args = ap.parse_args(argv)
+    try:
+        results = run_pipeline(args.profile, args.force, [s for s in args.only.split(",") if s] or None)
+    except ValueError as exc:
+        print(f"run_all: {exc}", file=sys.stderr)
+        return 2
+    print()
+    print(summary(args.profile, results))
+    failed = [r for r in results if r.status == "failed"]
+    if failed:
+        out = results_dir() / "executed" / args.profile
+        print(f"\nrun_all: {failed[0].message}\n  executed copy with the failing cell: {out / failed[0].notebook}\n"
+              f"  results of the stages before it are kept; fix the cause and rerun (done stages are skipped)",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
