@@ -29,6 +29,31 @@ def test_tune_then_sim_write_their_tables(tmp_path):
     assert json.loads((tmp_path / "tune" / "best.json").read_text()) == best
 
 
+def test_partition_stage_records_queues_of_both_variants(tmp_path):
+    exp = EWSJFExperiments(load_params("smoke"), out_root=tmp_path)
+    queues = exp.partition()
+    assert set(queues.variant) == {"refine-and-prune", "kmeans-only"}
+    for variant, q in queues.groupby("variant"):
+        assert q["count"].sum() == 300 and len(q) <= exp.p["ewsjf_max_queues"]
+        assert (q["lo"].to_numpy()[1:] > q["hi"].to_numpy()[:-1]).all()  # contiguous, ordered, disjoint
+    # the bimodal 100-2000 mix: some queue below 300 tokens and one above 1800
+    assert queues["hi"].min() < 300 and queues["lo"].max() > 1800
+    record = json.loads((tmp_path / "partitions" / "100-2000.json").read_text())
+    assert record["n"] == 300 and len(record["refine-and-prune"]) == len(queues[queues.variant == "refine-and-prune"])
+    assert len(pd.read_parquet(tmp_path / "partitions" / "lengths.parquet")) == 300
+
+
+def test_online_stage_retunes_every_window(tmp_path):
+    exp = EWSJFExperiments(load_params("smoke"), out_root=tmp_path)
+    table = exp.online()
+    assert list(table.label) == ["ewsjf", "ewsjf-online"] and (table.n_ok == 200).all()
+    trials = pd.read_parquet(tmp_path / "online" / "trials.parquet")
+    assert len(trials) >= 3 and (trials.window.diff().dropna() == 1).all()
+    assert trials.best_so_far.is_monotonic_increasing
+    assert trials.alpha.nunique() > 1  # new parameters installed after each window
+    assert (trials.time.diff().dropna() >= exp.p["ewsjf_online_every_s"]).all()
+
+
 def test_mixed_lengths_workload_is_deterministic_and_in_range():
     a = mixed_lengths_workload("100-16000", 200, seed=3)
     b = mixed_lengths_workload("100-16000", 200, seed=3)

@@ -50,8 +50,28 @@ def test_stages_write_their_tables(smoke):
     assert len(proxy) == 12
 
     served = exp.serve()
-    assert list(served.index) == ["fcfs", "pars", "ltr", "pointwise", "oracle-sjf"]
+    assert list(served.index) == exp.p["pars_serving_policies"]  # ewsjf among them: the real-engine head-to-head
     assert (served.n_ok == 10).all()
+    ewsjf_args = json.loads((exp.out / "serve" / "ewsjf" / "config.json").read_text())["engine"]["policy_args"]
+    assert len(ewsjf_args["sample"]) == 10 and ewsjf_args["profile"] == exp.p["pars_agreement_profile"]
+
+    agreement = exp.agreement()  # the same runs replayed in the simulator
+    assert sorted(agreement.index.get_level_values("policy")) == sorted(served.index)
+    assert (agreement.n_sim == agreement.n_real).all()
+    assert agreement.e2e_mean_sim.gt(0).all() and agreement.e2e_mean_err.notna().all()
+    assert (exp.out / "agreement" / "comparison.md").stat().st_size > 0
+
+    table = exp.lengths_table()
+    assert len(table) == 40 and set(table.split) == {"train", "test"}
+    assert table.model_tokens.ge(0).all() and table.truncated_share.between(0, 1).all()
+    assert (exp.out / "lengths.parquet").exists()
+
+
+def test_serving_policy_list_is_checked(smoke):
+    exp, _ = smoke
+    bad = ParsExperiments({**exp.p, "pars_serving_policies": ["fcfs", "nope"]}, out_root=exp.out)
+    with pytest.raises(ValueError, match=r"unknown serving policies \['nope'\]"):
+        bad.serve()
 
 
 def test_reasoning_stage_needs_the_gpu_profile(smoke):

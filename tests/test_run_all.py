@@ -1,4 +1,4 @@
-"""./run_all.sh: profiles, the smoke run of every notebook, failure reporting."""
+"""./run_all.sh: profiles, the smoke run of every notebook and its outputs, resuming, failure reporting."""
 
 from __future__ import annotations
 
@@ -11,30 +11,63 @@ import pandas as pd
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+FIGURES = ["pars_lengths", "pars_ranker_quality", "pars_ablations", "pars_transfer", "pars_sim_latency_vs_rate",
+           "pars_sim_throughput", "pars_sim_cdf", "pars_proxy_latency_vs_rate", "pars_serve", "pars_serve_cdf",
+           "sim_vs_engine", "ewsjf_partitions", "ewsjf_sweep", "ewsjf_ablation", "ewsjf_convergence", "ewsjf_serve",
+           "headtohead", "overheads"]
+TABLES = ["ranker_quality", "ranker_transfer", "ranker_ablation_delta", "ranker_ablation_margin", "pars_sim",
+          "pars_sim_proxy", "pars_serve", "sim_vs_engine", "ewsjf_partitions", "ewsjf_sim", "ewsjf_serve",
+          "ewsjf_tuning", "ewsjf_online", "headtohead", "overheads_policy", "overheads_ranker", "claims"]
 
 
 def run_all(*args: str, results: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "LLMSCHED_PYTHON": sys.executable, "LLMSCHED_RESULTS": str(results)}
-    return subprocess.run([str(ROOT / "run_all.sh"), *args], env=env, capture_output=True, text=True, timeout=900)
+    env.pop("LLMSCHED_FORCE", None)
+    return subprocess.run([str(ROOT / "run_all.sh"), *args], env=env, capture_output=True, text=True, timeout=1200)
 
 
 def test_unknown_profile_names_the_valid_ones(tmp_path):
     proc = run_all("laptop", results=tmp_path)
     assert proc.returncode == 2
-    assert "unknown profile 'laptop'" in proc.stderr and "smoke" in proc.stderr and "cpu" in proc.stderr
+    assert "unknown profile 'laptop'" in proc.stderr
+    valid = proc.stderr.split("valid profiles:")[1].split()
+    assert set(valid) == {"smoke", "cpu", "gpu"}
+
+
+def test_figures_before_the_experiments_name_what_is_missing(tmp_path):
+    proc = run_all("smoke", "--only", "06", results=tmp_path)
+    assert proc.returncode == 1
+    assert "06_figures_tables_claims.ipynb failed" in proc.stderr
+    assert "MissingInputError" in proc.stderr and "notebooks/01_collect_lengths.ipynb" in proc.stderr
+    assert "./run_all.sh smoke" in proc.stderr
 
 
 @pytest.mark.vllm
-def test_smoke_profile_runs_every_notebook_and_writes_results(tmp_path):
+def test_smoke_profile_runs_every_notebook_and_writes_every_figure_and_table(tmp_path):
+    readme = (ROOT / "README.md").read_text()
     proc = run_all("smoke", results=tmp_path)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     notebooks = sorted(p.name for p in (ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
-    assert notebooks
+    assert [n[:2] for n in notebooks] == ["01", "02", "03", "04", "05", "06"]
     for name in notebooks:
         assert (tmp_path / "executed" / "smoke" / name).stat().st_size > 0
-    assert "all notebooks ran" in proc.stdout
-    summaries = list((tmp_path / "serving" / "smoke" / "real").glob("*/summary.csv"))
-    assert len(summaries) == 1
-    table = pd.read_csv(summaries[0], index_col=0)
-    assert set(table.index) == {"fcfs", "oracle-sjf"} and (table.n_ok > 0).all()
-    assert (tmp_path / "figures" / "smoke" / "serving_e2e_cdf.png").stat().st_size > 0
+        assert f"{name:<40} ran" in proc.stdout
+    assert "profile smoke: all notebooks ran" in proc.stdout
+    for name in FIGURES:
+        for ext in ("png", "pdf"):
+            assert (tmp_path / "figures" / "smoke" / f"{name}.{ext}").stat().st_size > 1000, name
+    for name in TABLES:
+        assert len(pd.read_csv(tmp_path / "tables" / "smoke" / f"{name}.csv")) > 0, name
+        assert (tmp_path / "tables" / "smoke" / f"{name}.md").read_text().count("\n") > 2
+    claims = pd.read_csv(tmp_path / "tables" / "smoke" / "claims.csv")
+    assert len(claims) >= 15 and claims.ours.notna().all() and claims.rule.notna().all()
+    assert set(claims.verdict) <= {"reproduced", "partly", "not reproduced", "not run here", "measured",
+                                   "no gain over the defaults"}
+    assert (ROOT / "README.md").read_text() == readme  # only the cpu profile writes the README's claims
+
+    # resumable: a second run skips every stage and rewrites nothing
+    stamp = (tmp_path / "tables" / "smoke" / "claims.csv").stat().st_mtime_ns
+    again = run_all("smoke", results=tmp_path)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert again.stdout.count("skipped: outputs exist") == len(notebooks)
+    assert (tmp_path / "tables" / "smoke" / "claims.csv").stat().st_mtime_ns == stamp

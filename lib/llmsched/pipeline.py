@@ -68,11 +68,16 @@ def notebook_params(namespace: dict[str, Any]) -> dict[str, Any]:
             if (k in base or k.startswith(prefixes)) and isinstance(v, (str, int, float, bool, list, dict, type(None)))}
 
 
-def _declared(notebook: Path, params: dict[str, Any]) -> dict[str, Any]:
-    """The profile values of the parameters the notebook's parameters cell declares."""
+def _parameters(notebook: Path) -> dict[str, Any]:
+    """The parameters the notebook's `parameters` cell declares (papermill's inference)."""
     import papermill as pm
 
-    declared = pm.inspect_notebook(str(notebook))
+    return pm.inspect_notebook(str(notebook))
+
+
+def _declared(notebook: Path, params: dict[str, Any]) -> dict[str, Any]:
+    """The profile values of the parameters the notebook declares."""
+    declared = _parameters(notebook)
     return {k: v for k, v in params.items() if k in declared}
 
 
@@ -111,10 +116,11 @@ def _failure(exc: BaseException, notebook: Path) -> str:
     count = getattr(exc, "exec_count", None)
     ename, evalue = getattr(exc, "ename", type(exc).__name__), getattr(exc, "evalue", str(exc))
     src = (getattr(exc, "source", "") or "").strip().splitlines()
-    where = f"cell {cell}" if cell is not None else "before any cell ran"
+    # NOTE: cell_index counts the executed copy's cells, which include papermill's injected-parameters cell
+    where = f"cell {cell} of the executed copy" if cell is not None else "before any cell ran"
     if count is not None:
         where += f" (execution count {count})"
-    first = f"; the cell begins: {src[0][:100]!r}" if src else ""
+    first = f", the cell that begins {src[0][:100]!r}" if src else ""
     return f"{notebook.name} failed in {where}{first}\n  {ename}: {evalue}"
 
 
@@ -171,6 +177,9 @@ def run_pipeline(profile: str, force: bool = False, only: Iterable[str] | None =
         if chosen is not None and nb.name[:2] not in chosen:
             continue
         log(f"== {nb.name} ({profile})", flush=True)
+        unset = sorted(set(_parameters(nb)) - set(params))
+        if unset:
+            log(f"   the profile does not set {unset}: the notebook's defaults apply", flush=True)
         res = run_stage(nb, profile, params, out_dir, force, notebooks[:i])
         results.append(res)
         if res.status == "skipped":

@@ -414,13 +414,16 @@ class Report:
     def update_readme(self, readme: str | Path | None = None) -> Path:
         """Replace the text between the claims markers of README.md with this profile's claims table."""
         path = Path(readme) if readme is not None else REPO_ROOT / "README.md"
-        text = path.read_text()
-        if README_BEGIN not in text or README_END not in text:
-            raise ValueError(f"{path} has no {README_BEGIN} ... {README_END} section to fill")
-        pattern = re.compile(re.escape(README_BEGIN) + ".*?" + re.escape(README_END), re.S)
-        new = pattern.sub(lambda _: f"{README_BEGIN}\n{self.claims_markdown()}\n{README_END}", text)
-        path.write_text(new)
+        path.write_text(fill_section(path.read_text(), self.claims_markdown(), str(path)))
         return path
+
+
+def fill_section(text: str, body: str, where: str = "the text") -> str:
+    """`text` with everything between the claims markers replaced by `body` (ValueError without markers)."""
+    if text.count(README_BEGIN) != 1 or text.count(README_END) != 1:
+        raise ValueError(f"{where} needs exactly one {README_BEGIN} ... {README_END} section to fill")
+    pattern = re.compile(re.escape(README_BEGIN) + ".*?" + re.escape(README_END), re.S)
+    return pattern.sub(lambda _: f"{README_BEGIN}\n{body}\n{README_END}", text)
 
 
 def _display(fig: Any) -> None:

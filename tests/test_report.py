@@ -1,0 +1,42 @@
+"""The report of notebook 06: inputs checked up front, the README section it fills, the figure helpers."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from llmsched.analysis import figures
+from llmsched.analysis.report import README_BEGIN, README_END, Report, fill_section
+from llmsched.pipeline import MissingInputError
+from llmsched.stages import load_params
+
+
+def test_report_names_the_first_missing_input_and_its_notebook(tmp_path):
+    with pytest.raises(MissingInputError, match=r"pars/smoke/lengths\.parquet: it is written by "
+                                                r"notebooks/01_collect_lengths\.ipynb"):
+        Report(load_params("smoke"), root=tmp_path)
+    (tmp_path / "pars" / "smoke").mkdir(parents=True)
+    pd.DataFrame({"x": [1]}).to_parquet(tmp_path / "pars" / "smoke" / "lengths.parquet")
+    with pytest.raises(MissingInputError, match=r"rankers/quality\.parquet: it is written by notebooks/02"):
+        Report(load_params("smoke"), root=tmp_path)
+
+
+def test_fill_section_replaces_only_the_marked_text():
+    text = f"# T\n\nbefore\n{README_BEGIN}\nold table\n{README_END}\nafter\n"
+    out = fill_section(text, "| a |\n|---|\n| 1 |")
+    assert out == f"# T\n\nbefore\n{README_BEGIN}\n| a |\n|---|\n| 1 |\n{README_END}\nafter\n"
+    assert fill_section(out, "new") == f"# T\n\nbefore\n{README_BEGIN}\nnew\n{README_END}\nafter\n"
+    with pytest.raises(ValueError, match="claims:begin"):
+        fill_section("no markers here", "x")
+    with pytest.raises(ValueError, match="exactly one"):
+        fill_section(text + text, "x")
+
+
+def test_latency_vs_rate_draws_one_line_per_policy():
+    summary = pd.DataFrame({"label": ["fcfs", "pars"] * 3, "load": [0.5, 0.5, 1.0, 1.0, 2.0, 2.0],
+                            "e2e_mean": [1, 1, 2, 1.5, 9, 4], "normalized_latency_mean": [.1, .1, .2, .1, .9, .3],
+                            "ttft_mean": [.1, .1, .5, .2, 5, 1]})
+    fig = figures.latency_vs_rate(summary, "t")
+    lines = [ln for ln in fig.axes[0].get_lines() if len(ln.get_xdata()) == 3]
+    assert len(lines) == 2
+    assert sorted(tuple(ln.get_ydata()) for ln in lines) == [(1, 1.5, 4), (1, 2, 9)]
