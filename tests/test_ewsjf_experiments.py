@@ -33,7 +33,7 @@ def test_partition_stage_records_queues_of_both_variants(tmp_path):
     exp = EWSJFExperiments(load_params("smoke"), out_root=tmp_path)
     queues = exp.partition()
     assert set(queues.variant) == {"refine-and-prune", "kmeans-only"}
-    for variant, q in queues.groupby("variant"):
+    for _variant, q in queues.groupby("variant"):
         assert q["count"].sum() == 300 and len(q) <= exp.p["ewsjf_max_queues"]
         assert (q["lo"].to_numpy()[1:] > q["hi"].to_numpy()[:-1]).all()  # contiguous, ordered, disjoint
     # the bimodal 100-2000 mix: some queue below 300 tokens and one above 1800
