@@ -31,7 +31,7 @@ def test_unknown_profile_names_the_valid_ones(tmp_path):
     assert proc.returncode == 2
     assert "unknown profile 'laptop'" in proc.stderr
     valid = proc.stderr.split("valid profiles:")[1].split()
-    assert set(valid) == {"smoke", "cpu", "gpu"}
+    assert set(valid) == {"smoke", "cpu", "cpu-full", "gpu"}
 
 
 def test_figures_before_the_experiments_name_what_is_missing(tmp_path):
