@@ -6,7 +6,7 @@ Column names are those of the stage outputs described in results/README.md.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import matplotlib
 
@@ -199,28 +199,34 @@ def partitions(lengths_table: pd.DataFrame, queues: pd.DataFrame) -> plt.Figure:
     return fig
 
 
-def ewsjf_sweep(summary: pd.DataFrame) -> plt.Figure:
-    """EWSJF claims vs load, per preset: token throughput, short- and long-request TTFT, utilisation."""
-    presets = list(dict.fromkeys(summary["preset"]))
-    cols = {"total_token_throughput": "prompt+output tok/s", "ttft_short_mean": "mean TTFT, short (s)",
-            "ttft_long_mean": "mean TTFT, long (s)", "utilisation": "token-budget utilisation"}
+def _sweep_grid(summary: pd.DataFrame, by: str, cols: dict[str, str], title: str,
+                log: Callable[[str], bool]) -> plt.Figure:
+    """A row of panels per value of `by` (preset, workload), a panel per metric vs load, a line per label."""
+    groups = list(dict.fromkeys(summary[by]))
     labels = _order(summary["label"])
-    fig, axes = plt.subplots(len(presets), len(cols), figsize=(4 * len(cols), 3.2 * len(presets)), squeeze=False)
-    for r, preset in enumerate(presets):
-        part = summary[summary["preset"] == preset]
+    fig, axes = plt.subplots(len(groups), len(cols), figsize=(4.1 * len(cols), 3.2 * len(groups)), squeeze=False)
+    for r, group in enumerate(groups):
+        part = summary[summary[by] == group]
         for c, (col, name) in enumerate(cols.items()):
             ax = axes[r, c]
             sns.lineplot(data=part, x="load", y=col, hue="label", hue_order=labels, palette=palette(labels),
                          marker="o", ax=ax, legend=(r == 0 and c == len(cols) - 1))
             ax.set_ylabel(name)
-            ax.set_xlabel("load")
-            ax.set_title(preset, fontsize=9)
-            if col.startswith("ttft") and (part[col] > 0).all():
+            ax.set_xlabel("request rate / saturation throughput")
+            ax.set_title(str(group), fontsize=9)
+            if log(col) and (part[col] > 0).all():
                 ax.set_yscale("log")
     axes[0, -1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1, 1))
-    fig.suptitle("EWSJF in the simulator")
+    fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def ewsjf_sweep(summary: pd.DataFrame) -> plt.Figure:
+    """EWSJF claims vs load, per preset: token throughput, short- and long-request TTFT, utilisation."""
+    cols = {"total_token_throughput": "prompt+output tok/s", "ttft_short_mean": "mean TTFT, short (s)",
+            "ttft_long_mean": "mean TTFT, long (s)", "utilisation": "token-budget utilisation"}
+    return _sweep_grid(summary, "preset", cols, "EWSJF in the simulator", lambda col: col.startswith("ttft"))
 
 
 def ewsjf_ablation(summary: pd.DataFrame, load: float) -> plt.Figure:
@@ -268,26 +274,9 @@ def convergence(trials: pd.DataFrame, online: pd.DataFrame | None = None) -> plt
 
 def head_to_head(summary: pd.DataFrame) -> plt.Figure:
     """PARS, LTR and EWSJF on the same workloads: normalized latency, TTFT and worst wait vs load."""
-    workloads = list(dict.fromkeys(summary["workload"]))
     cols = {"normalized_latency_mean": "mean normalized latency (s/token)", "ttft_mean": "mean TTFT (s)",
             "queue_delay_max": "worst queueing delay (s)"}
-    labels = _order(summary["label"])
-    fig, axes = plt.subplots(len(workloads), len(cols), figsize=(4.2 * len(cols), 3.3 * len(workloads)),
-                             squeeze=False)
-    for r, w in enumerate(workloads):
-        part = summary[summary["workload"] == w]
-        for c, (col, name) in enumerate(cols.items()):
-            ax = axes[r, c]
-            sns.lineplot(data=part, x="load", y=col, hue="label", hue_order=labels, palette=palette(labels),
-                         marker="o", ax=ax, legend=(r == 0 and c == len(cols) - 1))
-            ax.set_ylabel(name)
-            ax.set_title(w, fontsize=9)
-            if (part[col] > 0).all():
-                ax.set_yscale("log")
-    axes[0, -1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1, 1))
-    fig.suptitle("Head to head on the same workloads (simulator)")
-    fig.tight_layout()
-    return fig
+    return _sweep_grid(summary, "workload", cols, "Head to head on the same workloads (simulator)", lambda _: True)
 
 
 def overheads(costs: pd.DataFrame, ranker_ms: pd.DataFrame | None = None) -> plt.Figure:
