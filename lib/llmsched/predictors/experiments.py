@@ -14,7 +14,8 @@ Stages (inputs → outputs under results/pars/<profile>/):
     serve    the real engine (Gemma-3-270M on CPU) at an overloaded rate, FCFS / rankers / oracle (and EWSJF
              with `pars_serving_ewsjf`, the head-to-head on the real engine) → serve/
     agreement  the serve runs replayed in the simulator with the calibrated step-time profile of the engine
-             (`pars_agreement_profile`), same arrivals and policy arguments → agreement/comparison.csv/.md
+             (`pars_agreement_profile`, or with `pars_agreement_calibrate` one measured right after the serve
+             runs), same arrivals and policy arguments → agreement/comparison.csv/.md
     reasoning  (gpu profile only: needs the hub and a GPU) a reasoning model's lengths on MATH-plus → PARS
              trained on them → simulator sweep with those measured lengths → reasoning/
 
@@ -198,7 +199,7 @@ class ParsExperiments:
         labels = sorted(p.parent.name for p in root.glob("*/requests.parquet"))
         if not labels:
             raise FileNotFoundError(f"no real-engine runs under {root}: run the serve stage first")
-        prof = load_profile(self.p["pars_agreement_profile"])
+        prof = load_profile(self._agreement_profile())
         pairs = {}
         for label in labels:
             real, config = read_run(root / label)
@@ -211,6 +212,23 @@ class ParsExperiments:
         write_table(table, self.out / "agreement", header=f"Simulator ({prof.name}) vs real engine, serve stage")
         return table
 
+
+    def _agreement_profile(self) -> str | Path:
+        """The step-time profile the agreement stage simulates with: the shipped one, or with
+        `pars_agreement_calibrate` one measured on this machine now (cached under agreement/calibration/), so
+        that the comparison tests the scheduling model rather than how far the machine's speed has drifted."""
+        if not self.p.get("pars_agreement_calibrate"):
+            return self.p["pars_agreement_profile"]
+        from llmsched.sim.calibrate import calibrate, default_profile_name
+
+        folder = self.out / "agreement" / "calibration"
+        path = folder / f"{default_profile_name(self.p['model'])}-measured.json"
+        if not path.exists():
+            eng = self.engine(max_num_seqs=self.p["serving_max_num_seqs"])
+            calibrate(self.p["model"], out=path, steps_dir=folder, seed=self.p["seed"], max_num_seqs=eng.max_num_seqs,
+                      max_num_batched_tokens=eng.max_num_batched_tokens, max_model_len=eng.max_model_len,
+                      kv_cache_gib=eng.kv_cache_gib)
+        return path
 
     def reasoning(self) -> pd.DataFrame:
         """Lengths of a reasoning model on MATH-plus, PARS trained on them, a sweep with the measured lengths."""
