@@ -83,6 +83,7 @@ class Report:
         self.serve_dir = self._need(f"{pars}/serve", 4)
         self.serve = pd.read_csv(self._need(f"{pars}/serve/summary.csv", 4), index_col=0)
         self.agreement_t = pd.read_csv(self._need(f"{pars}/agreement/comparison.csv", 4))
+        self.agreement_meta = json.loads(self._need(f"{pars}/agreement/agreement.json", 4).read_text())
         self.ewsjf_serve_dir = self._need(f"{ew}/serve", 4)
         self.ewsjf_serve = pd.read_csv(self._need(f"{ew}/serve/summary.csv", 4), index_col=0)
         self.h2h = pd.concat([pq(self._need(f"{h2h}/{w}/summary.parquet", 4)).assign(workload=w)
@@ -170,7 +171,9 @@ class Report:
                                                  f"{self.p['pars_serving_rate']} req/s"),
             "pars_serve_cdf": lambda: F.latency_cdf(self.serve_runs, f"Real engine ({self.p['model']})"),
             "sim_vs_engine": lambda: F.agreement(self.agreement_t.set_index(["case", "policy"]),
-                                                 f"Simulator ({self.p['pars_agreement_profile']}) vs real engine"),
+                                                 f"Simulator ({self.agreement_meta['profile']}"
+                                                 + (", measured after the runs" if self.agreement_meta[
+                                                     "measured_after_the_runs"] else "") + ") vs real engine"),
             "ewsjf_partitions": lambda: F.partitions(self.partition_lengths, self.queues),
             "ewsjf_sweep": lambda: F.ewsjf_sweep(self.ewsjf_sim),
             "ewsjf_ablation": lambda: F.ewsjf_ablation(self.ewsjf_sim, float(self.ewsjf_sim["load"].max())),

@@ -210,6 +210,10 @@ class ParsExperiments:
             pairs[(f"{self.p['model']} @ {self.p['pars_serving_rate']} req/s", label)] = (real, sim.frame)
         table = comparison_table(pairs)
         write_table(table, self.out / "agreement", header=f"Simulator ({prof.name}) vs real engine, serve stage")
+        (self.out / "agreement" / "agreement.json").write_text(json.dumps({
+            "profile": prof.name, "profile_path": str(prof.path) if prof.path else None,
+            "measured_after_the_runs": bool(self.p.get("pars_agreement_calibrate")), "policies": labels},
+            indent=2) + "\n")
         return table
 
 
