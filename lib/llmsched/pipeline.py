@@ -6,7 +6,8 @@ Each notebook is one stage. Its parameters are the profile's values (artifact/pr
 by papermill into its `parameters` cell; the executed copy goes to results/executed/<profile>/. A stage is
 skipped when it ran before with the same notebook source and parameters and every output it declared still
 exists (`declare_outputs`, called by the notebook's last cell, records them in the stage's `.done.json`);
-`--force` reruns every stage, and sets LLMSCHED_FORCE=1 so the library's own caches recompute as well.
+`--force` reruns every stage. Inside a stage the library reuses what it cached by configuration (collected
+lengths, ranker checkpoints, finished serving runs, the Optuna study): delete those folders to recompute them.
 The run stops at the first failing notebook, naming it and the failing cell; results of earlier stages are left
 as they are, and the failed stage's marker is removed so the next run retries it.
 """
@@ -170,8 +171,6 @@ def run_pipeline(profile: str, force: bool = False, only: Iterable[str] | None =
             raise ValueError(f"no notebook numbered {sorted(unknown)}; have {[nb.name for nb in notebooks]}")
     out_dir = results_dir() / "executed" / profile
     out_dir.mkdir(parents=True, exist_ok=True)
-    if force:
-        os.environ["LLMSCHED_FORCE"] = "1"
     results = []
     for i, nb in enumerate(notebooks):
         if chosen is not None and nb.name[:2] not in chosen:
