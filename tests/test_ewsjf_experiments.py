@@ -49,7 +49,6 @@ def test_online_stage_retunes_every_window(tmp_path):
     assert list(table.label) == ["ewsjf", "ewsjf-online"] and (table.n_ok == 200).all()
     trials = pd.read_parquet(tmp_path / "online" / "trials.parquet")
     assert len(trials) >= 3 and (trials.window.diff().dropna() == 1).all()
-    assert trials.best_so_far.is_monotonic_increasing
     assert trials.alpha.nunique() > 1  # new parameters installed after each window
     assert (trials.time.diff().dropna() >= exp.p["ewsjf_online_every_s"]).all()
 

@@ -17,7 +17,7 @@ import numpy as np
 
 
 def main() -> None:
-    from llmsched.policies import RequestView, make_policy
+    from llmsched.policies.cost import admission_cost, equal_width_bounds
     from llmsched.policies.ewsjf import refine_and_prune
     from llmsched.workload.mixed import MixedConfig, draw_prompt_lengths
 
@@ -29,28 +29,13 @@ def main() -> None:
     args = ap.parse_args()
 
     rng = np.random.default_rng(0)
-    edges = np.linspace(100, 16000, args.queues + 1)
-    bounds = [[float(edges[i]), float(edges[i + 1]) - 1e-6] for i in range(args.queues)]
-    lengths = rng.integers(100, 16000, args.waiting + args.admissions)
-    views = [RequestView(f"r{i}", i * 1e-3, int(n), {}) for i, n in enumerate(lengths)]
+    bounds = equal_width_bounds(args.queues)
     for name in ("ewsjf", "ewsjf-released"):
         extra = {"profile": "a100-80gb_llama-2-13b", "bubbles": False} if name == "ewsjf" else {}
-        q = make_policy(name, bounds=bounds, max_queues=args.queues, **extra)
-        for v in views[: args.waiting]:
-            q.add_request(v)
-        nxt = args.waiting
-        t0 = time.perf_counter()
-        now = args.waiting * 1e-3
-        for _ in range(args.admissions // args.per_step):
-            now += 0.02
-            q.tick(now)
-            for _ in range(args.per_step):
-                q.pop_request()
-                q.add_request(views[nxt])
-                nxt += 1
-        dt = time.perf_counter() - t0
-        print(f"{name:>15}: {1e6 * dt / args.admissions:6.2f} us/admission ({args.waiting} waiting, "
-              f"{len(q.queues)} queues, {args.per_step} admissions per step)")
+        cost = admission_cost(name, args.waiting, args.admissions, per_step=args.per_step, bounds=bounds,
+                              max_queues=args.queues, **extra)
+        print(f"{name:>15}: {cost['us_per_admission']:6.2f} us/admission ({args.waiting} waiting, "
+              f"{cost['queues']} queues, {args.per_step} admissions per step)")
     for dist in ("bimodal", "uniform"):
         x = draw_prompt_lengths(MixedConfig.preset("100-16000", n=10_000, distribution=dist), rng)
         best = min(_timed(lambda x=x: refine_and_prune(x, max_queues=args.queues)) for _ in range(5))

@@ -41,10 +41,10 @@ class HeadToHead:
         self.pars = ParsExperiments(params, out_root=pars_root)
 
     def workload(self, name: str) -> list[Any]:
-        from llmsched.predictors.experiments import _repeat
+        from llmsched.predictors.experiments import repeat_requests
 
         if name == "sharegpt":
-            return _repeat(self.pars.scored_test(), self.p["pars_sim_n"])
+            return repeat_requests(self.pars.scored_test(), self.p["pars_sim_n"])
         if name == "mixed":
             from llmsched.predictors.data import model_tokenizer
             from llmsched.workload.mixed import MixedConfig, mixed_workload
@@ -56,14 +56,13 @@ class HeadToHead:
         raise ValueError(f"unknown workload {name!r}; valid: {', '.join(WORKLOADS)}")
 
     def policies(self, requests: list[Any]) -> dict[str, tuple[str, dict[str, Any]]]:
+        from llmsched.policies.ewsjf.experiments import ewsjf_specs
         from llmsched.predictors.scheduling import ranker_policies
 
         specs = ranker_policies(["pars", "ltr"], starvation_limit=self.p["pars_starvation_limit"])
-        sample = [float(r.prompt_tokens) for r in requests[: self.p["ewsjf_sample_n"]]]
         oracle = specs.pop("oracle-sjf")
-        specs["ewsjf"] = ("ewsjf", {"sample": sample, "profile": self.p["pars_sim_profile"],
-                                    "max_queues": self.p["ewsjf_max_queues"]})
-        specs["ewsjf-released"] = ("ewsjf-released", {"sample": sample, "max_queues": self.p["ewsjf_max_queues"]})
+        specs |= ewsjf_specs([r.prompt_tokens for r in requests[: self.p["ewsjf_sample_n"]]],
+                             self.p["pars_sim_profile"], self.p["ewsjf_max_queues"])
         specs["prompt-sjf"] = ("prompt-sjf", {})
         specs["oracle-sjf"] = oracle
         return specs

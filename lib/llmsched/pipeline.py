@@ -76,12 +76,6 @@ def _parameters(notebook: Path) -> dict[str, Any]:
     return pm.inspect_notebook(str(notebook))
 
 
-def _declared(notebook: Path, params: dict[str, Any]) -> dict[str, Any]:
-    """The profile values of the parameters the notebook declares."""
-    declared = _parameters(notebook)
-    return {k: v for k, v in params.items() if k in declared}
-
-
 def _code(notebook: Path) -> list[str]:
     nb = json.loads(notebook.read_text())
     return ["".join(c["source"]) if isinstance(c["source"], list) else c["source"]
@@ -127,11 +121,12 @@ def _failure(exc: BaseException, notebook: Path) -> str:
 
 def run_stage(notebook: Path, profile: str, params: dict[str, Any], out_dir: Path, force: bool,
               upstream: Iterable[Path] = ()) -> StageResult:
+    """Run one notebook with `params` (the profile values of the parameters it declares), unless up to date."""
     import papermill as pm
 
     executed = out_dir / notebook.name
     marker = out_dir / f"{notebook.stem}.done.json"
-    key = stage_key(notebook, _declared(notebook, params), upstream)
+    key = stage_key(notebook, params, upstream)
     if not force and marker.exists() and executed.exists():
         done = json.loads(marker.read_text())
         missing = [p for p in done.get("outputs", []) if not Path(p).exists()]
@@ -143,8 +138,7 @@ def run_stage(notebook: Path, profile: str, params: dict[str, Any], out_dir: Pat
     os.environ[MANIFEST_ENV] = str(manifest)
     t0 = time.perf_counter()
     try:
-        pm.execute_notebook(str(notebook), str(executed), parameters=_declared(notebook, params),
-                            cwd=str(notebook.parent),
+        pm.execute_notebook(str(notebook), str(executed), parameters=params, cwd=str(notebook.parent),
                             log_output=True, progress_bar=False, kernel_name="python3")
     except Exception as exc:  # papermill's PapermillExecutionError carries the cell; others fail before cells
         return StageResult(notebook.name, "failed", time.perf_counter() - t0, _failure(exc, notebook))
@@ -176,10 +170,12 @@ def run_pipeline(profile: str, force: bool = False, only: Iterable[str] | None =
         if chosen is not None and nb.name[:2] not in chosen:
             continue
         log(f"== {nb.name} ({profile})", flush=True)
-        unset = sorted(set(_parameters(nb)) - set(params))
+        declared = _parameters(nb)
+        unset = sorted(set(declared) - set(params))
         if unset:
             log(f"   the profile does not set {unset}: the notebook's defaults apply", flush=True)
-        res = run_stage(nb, profile, params, out_dir, force, notebooks[:i])
+        res = run_stage(nb, profile, {k: v for k, v in params.items() if k in declared}, out_dir, force,
+                        notebooks[:i])
         results.append(res)
         if res.status == "skipped":
             log("   skipped: outputs exist for the same notebook and parameters (--force reruns)", flush=True)

@@ -26,6 +26,16 @@ def load_params(profile: str) -> dict[str, Any]:
     return yaml.safe_load(path.read_text())
 
 
+def select_policies(specs: dict[str, Any], labels: list[str] | None) -> dict[str, Any]:
+    """The policy specs named in `labels` (all when None), in that order; ValueError naming unknown labels."""
+    if labels is None:
+        return specs
+    unknown = [label for label in labels if label not in specs]
+    if unknown:
+        raise ValueError(f"unknown serving policies {unknown}; valid here: {', '.join(specs)}")
+    return {label: specs[label] for label in labels}
+
+
 def run_stages_cli(prog: str, description: str, stages: Sequence[str], build: Callable[[dict[str, Any]], Any],
                    show: Callable[[str, Any], None], argv: list[str] | None = None) -> int:
     """`prog --profile P --stages a,b`: build the experiments from the profile, run each stage, show its result."""

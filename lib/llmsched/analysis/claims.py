@@ -146,7 +146,7 @@ def paper_claims(r: Report) -> list[Claim]:
         shorts.append((preset, float(short.max()), float(short.idxmax())))
         u = _top_load(g)
         utils.append((preset, float(u.loc["fcfs", "utilisation"]), float(u.loc["ewsjf", "utilisation"])))
-    srv = r.ewsjf_serve_split()
+    srv = r.ewsjf_serve_split
     srv_gain = srv.loc["ewsjf", "total_token_throughput"] / srv.loc["fcfs", "total_token_throughput"] - 1
     srv_short = srv.loc["fcfs", "ttft_short_mean"] / srv.loc["ewsjf", "ttft_short_mean"]
     best_gain = max(g for _, g, _ in gains)

@@ -8,16 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
 
-if matplotlib.get_backend().lower() == "agg" or not matplotlib.get_backend():
-    matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import seaborn as sns  # noqa: E402
-
-from llmsched.analysis.metrics import per_request  # noqa: E402
+from llmsched.analysis.metrics import per_request
 
 LATENCY = {"e2e_mean": "mean E2E (s)", "normalized_latency_mean": "mean normalized latency (s/token)",
            "ttft_mean": "mean TTFT (s)"}

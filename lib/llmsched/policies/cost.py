@@ -5,7 +5,7 @@
 The queue starts with `n_waiting` requests (prompt lengths uniform in 100-16,000 tokens, a random score hint);
 each engine step calls `tick(now)`, admits `per_step` requests and adds as many new ones, so the queue stays at
 its depth. Timed: ticks, scoring, routing, pops and adds — the work the engine's scheduler loop does per step.
-The benchmark scripts under artifact/benchmarks/ report the same quantity at the issues' target sizes.
+artifact/benchmarks/ewsjf_overhead.py reports it for EWSJF at the issue's target sizes.
 """
 
 from __future__ import annotations
@@ -50,10 +50,15 @@ def admission_cost(name: str, n_waiting: int, n_admissions: int, per_step: int =
             "admissions": steps * per_step, "queues": len(getattr(q, "queues", [])) or 1}
 
 
+def equal_width_bounds(n_queues: int, lo: float = 100, hi: float = 16_000) -> list[list[float]]:
+    """`n_queues` contiguous, disjoint [lo, hi] ranges of equal width (fixed EWSJF queues for cost runs)."""
+    edges = np.linspace(lo, hi, n_queues + 1)
+    return [[float(edges[i]), float(edges[i + 1]) - 1e-6] for i in range(n_queues)]
+
+
 def policy_costs(n_waiting: int, n_admissions: int, n_queues: int = 30) -> pd.DataFrame:
     """The policies of both papers side by side; EWSJF with `n_queues` equal-width queues over 100-16,000."""
-    edges = np.linspace(100, 16_000, n_queues + 1)
-    bounds = [[float(edges[i]), float(edges[i + 1]) - 1e-6] for i in range(n_queues)]
+    bounds = equal_width_bounds(n_queues)
     cases = {
         "fcfs": ("fcfs", {}),
         "sjf (score)": ("sjf", {}),

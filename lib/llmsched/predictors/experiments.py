@@ -33,7 +33,7 @@ from typing import Any
 import pandas as pd
 
 from llmsched.paths import results_dir
-from llmsched.stages import run_stages_cli
+from llmsched.stages import run_stages_cli, select_policies
 
 logger = logging.getLogger(__name__)
 
@@ -152,7 +152,7 @@ class ParsExperiments:
     def sim(self) -> pd.DataFrame:
         """Paper-scale sweep: the test prompts (repeated to pars_sim_n requests) with ChatGPT lengths."""
         reqs = self.scored_test()
-        return self._sweep(_repeat(reqs, self.p["pars_sim_n"]), "sim")
+        return self._sweep(repeat_requests(reqs, self.p["pars_sim_n"]), "sim")
 
     def proxy(self) -> pd.DataFrame:
         from llmsched.predictors.scheduling import reasoning_proxy
@@ -163,7 +163,7 @@ class ParsExperiments:
         if len(proxy) < 10:
             raise ValueError(f"only {len(proxy)} math/code prompts among {len(self.split().extra)} extra prompts; "
                              "raise pars_proxy_pool in the profile")
-        return self._sweep(_repeat(self.scored_test(proxy), self.p["pars_sim_n"]), "sim_proxy")
+        return self._sweep(repeat_requests(self.scored_test(proxy), self.p["pars_sim_n"]), "sim_proxy")
 
     def serve(self) -> pd.DataFrame:
         from llmsched.predictors.scheduling import ranker_policies
@@ -182,10 +182,11 @@ class ParsExperiments:
         if self.p.get("pars_serving_ewsjf"):
             # EWSJF on the same workload: queues learned from the workload's prompt lengths, C_prefill from the
             # engine's calibrated step-time profile (the head-to-head on the real engine)
-            specs["ewsjf"] = ("ewsjf", {"sample": [float(r.prompt_tokens) for r in reqs],
-                                        "profile": self.p["pars_agreement_profile"],
-                                        "max_queues": self.p.get("ewsjf_max_queues", 8)})
-        specs = _select(specs, self.p.get("pars_serving_policies"))
+            from llmsched.policies.ewsjf.experiments import ewsjf_specs
+
+            specs["ewsjf"] = ewsjf_specs([r.prompt_tokens for r in reqs], self.p["pars_agreement_profile"],
+                                         self.p.get("ewsjf_max_queues", 8))["ewsjf"]
+        specs = select_policies(specs, self.p.get("pars_serving_policies"))
         engine = self.engine(max_num_seqs=self.p["serving_max_num_seqs"])
         return compare_policies(reqs, engine, specs, self.out / "serve", run=RunConfig(mode="replay"))
 
@@ -215,7 +216,6 @@ class ParsExperiments:
             "measured_after_the_runs": bool(self.p.get("pars_agreement_calibrate")), "policies": labels},
             indent=2) + "\n")
         return table
-
 
     def _agreement_profile(self) -> str | Path:
         """The step-time profile the agreement stage simulates with: the shipped one, or with
@@ -267,20 +267,10 @@ class ParsExperiments:
         pars = train_cached(cfg.train_config("pars"), [r.prompt for r in train],
                             np.array([r.output_tokens for r in train], dtype=float))
         scored, _ = score_workload(test, {"pars": pars})
-        return self._sweep(_repeat(scored, self.p["pars_sim_n"]), "reasoning", rankers=("pars",))
+        return self._sweep(repeat_requests(scored, self.p["pars_sim_n"]), "reasoning", rankers=("pars",))
 
 
-def _select(specs: dict[str, Any], labels: list[str] | None) -> dict[str, Any]:
-    """The specs named in `labels` (all when None), in that order; ValueError naming unknown labels."""
-    if labels is None:
-        return specs
-    unknown = [label for label in labels if label not in specs]
-    if unknown:
-        raise ValueError(f"unknown serving policies {unknown}; valid here: {', '.join(specs)}")
-    return {label: specs[label] for label in labels}
-
-
-def _repeat(requests, n: int):
+def repeat_requests(requests, n: int):
     """n requests cycling through `requests` (ids made unique): a larger workload from the same prompts."""
     import dataclasses
 

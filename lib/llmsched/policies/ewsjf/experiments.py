@@ -36,6 +36,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from llmsched.paths import results_dir
+from llmsched.stages import select_policies
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +54,14 @@ def mixed_lengths_workload(preset: str, n: int, seed: int, distribution: str = "
     outputs = rng.integers(cfg.output_lo, cfg.output_hi, size=n, endpoint=True)
     return [Request(f"{preset}-{i}", "", int(p), int(o), source=cfg.source)
             for i, (p, o) in enumerate(zip(prompts, outputs, strict=True))]
+
+
+def ewsjf_specs(sample: list[float], profile: str, max_queues: int) -> dict[str, tuple[str, dict[str, Any]]]:
+    """Policy specs of EWSJF (C_prefill from `profile`) and the authors' released variant, both with queues
+    learned from `sample` (prompt lengths)."""
+    sample = [float(x) for x in sample]
+    return {"ewsjf": ("ewsjf", {"sample": sample, "profile": profile, "max_queues": max_queues}),
+            "ewsjf-released": ("ewsjf-released", {"sample": sample, "max_queues": max_queues})}
 
 
 def run_metrics(frame: pd.DataFrame, steps: pd.DataFrame, budget: int, split_at: float) -> dict[str, float]:
@@ -151,11 +160,12 @@ class EWSJFExperiments:
             config, st = self._engine(preset)
             reqs = self._requests(preset)
             sample = [float(r.prompt_tokens) for r in reqs[: self.p["ewsjf_sample_n"]]]  # the offline sample
-            base = {**self._base_args(), "sample": sample}
+            both = ewsjf_specs(sample, self.p["ewsjf_sim_profile"], self.p["ewsjf_max_queues"])
+            base = both["ewsjf"][1]
             specs = {
                 "fcfs": ("fcfs", {}), "prompt-sjf": ("prompt-sjf", {}),
-                "ewsjf": ("ewsjf", base), "ewsjf-tuned": ("ewsjf", {**base, "params": tuned}),
-                "ewsjf-released": ("ewsjf-released", {"sample": sample, "max_queues": base["max_queues"]}),
+                "ewsjf": both["ewsjf"], "ewsjf-tuned": ("ewsjf", {**base, "params": tuned}),
+                "ewsjf-released": both["ewsjf-released"],
                 "ewsjf-norefine": ("ewsjf", {**base, "refine": False}),
                 "ewsjf-nobubbles": ("ewsjf", {**base, "bubbles": False}),
             }
@@ -182,7 +192,6 @@ class EWSJFExperiments:
             tables.append(table)
         return pd.concat(tables, ignore_index=True)
 
-
     def online(self) -> pd.DataFrame:
         """The tuning workload under EWSJF with the online tuner, beside fixed default parameters."""
         from llmsched.policies.ewsjf.meta import OnlineTuner
@@ -194,11 +203,11 @@ class EWSJFExperiments:
         out = self.out / "online"
         out.mkdir(parents=True, exist_ok=True)
         tuner = OnlineTuner(every_s=self.p["ewsjf_online_every_s"], seed=self.p["seed"])
+        lo, hi = (int(x) for x in preset.split("-"))
         rows = []
         for label, tn in (("ewsjf", None), ("ewsjf-online", tuner)):
             queue = EWSJFQueue(sample=sample, tuner=tn, **self._base_args())
             res = simulate(reqs, config, st, queue, trace_steps=True)
-            lo, hi = (int(x) for x in preset.split("-"))
             rows.append({"preset": preset, "label": label, "load": self.p["ewsjf_tune_load"],
                          **run_metrics(res.frame, res.steps, config.max_num_batched_tokens, (lo + hi) / 2)})
         trials = pd.DataFrame(tuner.log)
@@ -230,11 +239,8 @@ class EWSJFExperiments:
         sample = [float(r.prompt_tokens) for r in reqs]
         prof = self.p["ewsjf_serving_steptime"]
         specs = {"fcfs": ("fcfs", {}), "prompt-sjf": ("prompt-sjf", {}),
-                 "ewsjf": ("ewsjf", {"sample": sample, "profile": prof, "max_queues": self.p["ewsjf_max_queues"]}),
-                 "ewsjf-released": ("ewsjf-released", {"sample": sample, "max_queues": self.p["ewsjf_max_queues"]})}
-        from llmsched.predictors.experiments import _select
-
-        specs = _select(specs, self.p.get("ewsjf_serving_policies"))
+                 **ewsjf_specs(sample, prof, self.p["ewsjf_max_queues"])}
+        specs = select_policies(specs, self.p.get("ewsjf_serving_policies"))
         engine = EngineConfig(model=self.p["model"], seed=self.p["seed"], max_model_len=2304,
                               max_num_seqs=self.p["serving_max_num_seqs"])
         table = compare_policies(reqs, engine, specs, self.out / "serve", run=RunConfig(mode="replay"))
