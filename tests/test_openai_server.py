@@ -65,6 +65,15 @@ def server(tiny_model, tmp_path_factory):
             proc.kill()
 
 
+def waiting_requests(base: str) -> float:
+    """The server's `vllm:num_requests_waiting` gauge (Prometheus text format on /metrics)."""
+    with urllib.request.urlopen(base + "/metrics", timeout=10) as resp:
+        for line in resp.read().decode().splitlines():
+            if line.startswith("vllm:num_requests_waiting{"):
+                return float(line.rsplit(" ", 1)[1])
+    raise AssertionError("no vllm:num_requests_waiting gauge on /metrics")
+
+
 def test_openai_server_schedules_by_vllm_xargs_hint(server, tiny_model):
     base, log = server
     done: list[str] = []
@@ -74,23 +83,32 @@ def test_openai_server_schedules_by_vllm_xargs_hint(server, tiny_model):
         out = post(base + "/v1/completions", {
             "model": tiny_model, "prompt": f"request {name}", "max_tokens": tokens, "ignore_eos": True,
             "temperature": 0.0, "vllm_xargs": {"ref_output_tokens": hint},
-        })
+        }, timeout=300)
         assert out["usage"]["completion_tokens"] == tokens
         with lock:
             done.append(name)
 
-    blocker = threading.Thread(target=complete, args=("blocker", 300, 300))
+    # The blocker holds the only sequence slot; the four others queue behind it. The ordering is only
+    # observable if all four are waiting before the blocker finishes, so wait for the server's own gauge
+    # rather than for a fixed time (a slow machine tokenizes and enqueues late).
+    blocker = threading.Thread(target=complete, args=("blocker", 900, 900))
     blocker.start()
-    time.sleep(0.5)  # the blocker holds the only sequence slot; the rest queue behind it
+    time.sleep(0.2)
     hints = {"a": 40, "b": 5, "c": 25, "d": 10}
     threads = []
     for name, n in hints.items():
         t = threading.Thread(target=complete, args=(name, n, n))
         t.start()
         threads.append(t)
+    deadline = time.monotonic() + 60
+    while waiting_requests(base) < len(hints):
+        assert blocker.is_alive() and time.monotonic() < deadline, (
+            f"the blocker finished (or 60 s passed) before all {len(hints)} requests were waiting: "
+            f"the test cannot observe the admission order on this machine")
         time.sleep(0.05)
+    assert blocker.is_alive(), "all requests queued, but the blocker had already finished"
     for t in [blocker, *threads]:
-        t.join(timeout=180)
+        t.join(timeout=300)
     assert done[0] == "blocker"
     assert done[1:] == sorted(hints, key=hints.get), log.read_text()[-2000:]
     assert "waiting queues use policy oracle-sjf" in log.read_text()
