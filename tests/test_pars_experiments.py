@@ -36,11 +36,18 @@ def test_stages_write_their_tables(smoke):
     assert quality.kendall_tau.between(-1, 1).all()
     assert set(tables["ablation_delta"]["delta"]) == {0.0, 0.1, 0.2, 0.4}
     assert len(tables["transfer"]) == 6
-    for name in ("quality", "transfer", "methods_ablation_settings", "ablation_delta", "ablation_margin", "scores"):
+    backbones = tables["ablation_backbone"].set_index("backbone")
+    assert list(backbones.index) == ["minilm", "tiny"]  # the smoke profile's pars_backbones
+    assert dict(backbones.kind) == {"minilm": "encoder", "tiny": "decoder"}
+    assert backbones.loc["minilm", "width"] == 384 and (backbones.pooling == "mean").all()
+    assert backbones.kendall_tau.between(-1, 1).all() and (backbones.parameters_m > 0).all()
+    for name in ("quality", "transfer", "methods_ablation_settings", "ablation_delta", "ablation_margin",
+                 "ablation_backbone", "scores"):
         for ext in ("parquet", "csv", "md"):
             assert (exp.out / "rankers" / f"{name}.{ext}").stat().st_size > 0
     study = json.loads((exp.out / "rankers" / "study.json").read_text())
-    assert set(study["runs"]) >= {"pars", "ltr", "pointwise", "classify", "pars-on-tiny"}
+    assert set(study["runs"]) >= {"pars", "ltr", "pointwise", "classify", "pars-on-tiny", "pars-backbone-minilm",
+                                  "pars-backbone-tiny"}
 
     sim = exp.sim()
     assert set(sim.label) == {"fcfs", "pars", "ltr", "pointwise", "oracle-sjf", "pars-noguard"}

@@ -228,3 +228,40 @@ def test_hub_backbone_offline_fails_with_the_offline_alternative(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(OSError, match="backbone='minilm'"):
         load_encoder("some-org/not-a-local-encoder")
+
+
+def _tiny_backbone(tmp_path, config):
+    """A random-weight transformers model of `config` with the tiny model's tokenizer, saved to a folder."""
+    from transformers import AutoModel, AutoTokenizer
+
+    from llmsched.models import model_path
+
+    tok = AutoTokenizer.from_pretrained(model_path("tiny"))
+    config.vocab_size = len(tok)
+    AutoModel.from_config(config).save_pretrained(tmp_path)
+    tok.save_pretrained(tmp_path)
+    return str(tmp_path)
+
+
+def test_every_backbone_kind_scores_prompts_with_a_head_of_its_output_width(tmp_path):
+    from transformers import OPTConfig, T5Config
+
+    from llmsched.predictors.model import EncoderRanker, backbone_kind, load_encoder
+
+    t5 = _tiny_backbone(tmp_path / "t5", T5Config(d_model=32, d_kv=8, d_ff=64, num_layers=2, num_heads=4))
+    opt = _tiny_backbone(tmp_path / "opt", OPTConfig(hidden_size=32, word_embed_proj_dim=16, ffn_dim=64,
+                                                     num_hidden_layers=2, num_attention_heads=4))
+    cases = {"minilm": ("encoder", 384), "tiny": ("decoder", None), t5: ("encoder-decoder", 32), opt: ("decoder", 16)}
+    for backbone, (kind, width) in cases.items():
+        encoder, tok = load_encoder(backbone)
+        assert backbone_kind(encoder) == kind, backbone
+        model = EncoderRanker(encoder, pooling="mean").eval()
+        if width is not None:  # OPT projects its last hidden states from 32 to 16
+            assert model.head.in_features == width, backbone
+        enc = tok(["a short prompt", "a different and much longer prompt"], padding=True, return_tensors="pt")
+        with torch.no_grad():
+            scores = model(enc["input_ids"], enc["attention_mask"])
+        assert scores.shape == (2,) and torch.isfinite(scores).all() and scores[0] != scores[1], backbone
+        if kind == "decoder":
+            with pytest.raises(ValueError, match="pooling='mean'"):
+                EncoderRanker(encoder, pooling="cls")

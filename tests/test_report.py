@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 
 from llmsched.analysis import figures
+from llmsched.analysis.claims import backbone_verdict
 from llmsched.analysis.report import README_BEGIN, README_END, Report, fill_section
 from llmsched.pipeline import MissingInputError
 from llmsched.stages import load_params
@@ -40,3 +41,16 @@ def test_latency_vs_rate_draws_one_line_per_policy():
     lines = [ln for ln in fig.axes[0].get_lines() if len(ln.get_xdata()) == 3]
     assert len(lines) == 2
     assert sorted(tuple(ln.get_ydata()) for ln in lines) == [(1, 1.5, 4), (1, 2, 9)]
+
+
+def test_backbone_verdict_needs_an_encoder_beating_every_other_kind():
+    def verdict(rows):
+        return backbone_verdict(pd.DataFrame(rows, columns=["kind", "kendall_tau"]))[0]
+
+    enc, dec, t5 = ("encoder", 0.3), ("decoder", 0.2), ("encoder-decoder", 0.1)
+    assert verdict([enc, dec, t5]) == "reproduced"
+    assert verdict([enc, dec]) == "partly"  # no encoder-decoder ran
+    assert verdict([enc, ("decoder", 0.35), t5]) == "not reproduced"
+    assert verdict([enc, ("decoder", 0.1), ("decoder", 0.31)]) == "not reproduced"  # the best decoder counts
+    assert verdict([enc, ("encoder", 0.4)]) == "not run here"  # only one kind
+    assert verdict([dec, t5]) == "not run here"  # no encoder

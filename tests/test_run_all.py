@@ -11,13 +11,14 @@ import pandas as pd
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-FIGURES = ["pars_lengths", "pars_ranker_quality", "pars_ablations", "pars_transfer", "pars_sim_latency_vs_rate",
-           "pars_sim_throughput", "pars_sim_cdf", "pars_proxy_latency_vs_rate", "pars_serve", "pars_serve_cdf",
-           "sim_vs_engine", "ewsjf_partitions", "ewsjf_sweep", "ewsjf_ablation", "ewsjf_convergence", "ewsjf_serve",
-           "headtohead", "overheads"]
-TABLES = ["ranker_quality", "ranker_transfer", "ranker_ablation_delta", "ranker_ablation_margin", "pars_sim",
-          "pars_sim_proxy", "pars_serve", "sim_vs_engine", "ewsjf_partitions", "ewsjf_sim", "ewsjf_serve",
-          "ewsjf_tuning", "ewsjf_online", "headtohead", "overheads_policy", "overheads_ranker", "claims"]
+FIGURES = ["pars_lengths", "pars_ranker_quality", "pars_ablations", "pars_backbones", "pars_transfer",
+           "pars_sim_latency_vs_rate", "pars_sim_throughput", "pars_sim_cdf", "pars_proxy_latency_vs_rate",
+           "pars_serve", "pars_serve_cdf", "sim_vs_engine", "ewsjf_partitions", "ewsjf_sweep", "ewsjf_ablation",
+           "ewsjf_convergence", "ewsjf_serve", "headtohead", "overheads"]
+TABLES = ["ranker_quality", "ranker_transfer", "ranker_ablation_delta", "ranker_ablation_margin",
+          "ranker_ablation_backbone", "pars_sim", "pars_sim_proxy", "pars_serve", "sim_vs_engine", "ewsjf_partitions",
+          "ewsjf_sim", "ewsjf_serve", "ewsjf_tuning", "ewsjf_online", "headtohead", "overheads_policy",
+          "overheads_ranker", "claims"]
 
 
 def run_all(*args: str, results: Path) -> subprocess.CompletedProcess:

@@ -80,6 +80,25 @@ def ranker_ablations(delta: pd.DataFrame, margin: pd.DataFrame) -> plt.Figure:
     return fig
 
 
+def ranker_backbones(table: pd.DataFrame) -> plt.Figure:
+    """PARS on each backbone: Kendall τ and pairwise accuracy, labelled with kind and size (notebook 02)."""
+    labels = [f"{b}\n{k}, {m:.3g} M" for b, k, m in zip(table["backbone"], table["kind"], table["parameters_m"],
+                                                         strict=True)]
+    x = np.arange(len(table))
+    fig, ax = plt.subplots(figsize=(1.6 * len(table) + 3, 3.6))
+    ax.bar(x - 0.2, table["kendall_tau"], 0.4, label="Kendall τ")
+    ax.bar(x + 0.2, table["pairwise_accuracy"] - 0.5, 0.4, label="pairwise accuracy − 0.5")
+    ax.set_xticks(x, labels, fontsize=8)
+    ax.set_ylabel("quality")
+    ax.axhline(0, color="grey", lw=0.8)
+    ax.legend(fontsize=8)
+    frozen = bool(table["freeze_encoder"].iloc[0])
+    ax.set_title(f"PARS backbone ablation ({'linear probe on the frozen backbone' if frozen else 'fine-tuned'}, "
+                 f"{table['pooling'].iloc[0]} pooling)", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
 def transfer(table: pd.DataFrame) -> plt.Figure:
     """Cross-model transfer: τ of PARS trained on one model's lengths against each model's (notebook 02)."""
     pars = table[table["method"] == "pars"].pivot(index="train_lengths", columns="eval_lengths", values="kendall_tau")

@@ -61,6 +61,7 @@ class Report:
         self.delta = pq(self._need(f"{rk}/ablation_delta.parquet", 2))
         self.margin = pq(self._need(f"{rk}/ablation_margin.parquet", 2))
         self.methods_ablation = pq(self._need(f"{rk}/methods_ablation_settings.parquet", 2))
+        self.backbones = pq(self._need(f"{rk}/ablation_backbone.parquet", 2))
         self.queues = pq(self._need(f"{ew}/partitions/queues.parquet", 3))
         self.partition_lengths = pq(self._need(f"{ew}/partitions/lengths.parquet", 3))
         self.pars_sim = pq(self._need(f"{pars}/sim/summary.parquet", 4))
@@ -143,6 +144,7 @@ class Report:
             "pars_lengths": lambda: F.lengths(self.lengths, str(self.p["model"])),
             "pars_ranker_quality": lambda: F.ranker_quality(self.quality),
             "pars_ablations": lambda: F.ranker_ablations(self.delta, self.margin),
+            "pars_backbones": lambda: F.ranker_backbones(self.backbones),
             "pars_transfer": lambda: F.transfer(self.transfer_t),
             "pars_sim_latency_vs_rate": lambda: F.latency_vs_rate(self.pars_sim, "PARS, ShareGPT (simulator, "
                                                                   f"{self.p['pars_sim_profile']})"),
@@ -192,6 +194,7 @@ class Report:
             "ranker_ablation_delta": self.delta,
             "ranker_ablation_margin": self.margin,
             "ranker_methods_ablation_settings": self.methods_ablation,
+            "ranker_ablation_backbone": self.backbones,
             "pars_sim": self.pars_sim[["label", "load", "rate", *lat, "promoted"]],
             "pars_sim_proxy": self.proxy[["label", "load", "rate", *lat, "promoted"]],
             "pars_serve": self.serve[["n_ok", *lat]].reset_index(names="label"),

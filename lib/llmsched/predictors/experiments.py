@@ -101,6 +101,7 @@ class ParsExperiments:
 
         cfg = StudyConfig(train=dict(self.p.get("pars_train", {})),
                           ablation_overrides=dict(self.p.get("pars_ablation", {})),
+                          backbones=tuple(self.p.get("pars_backbones", ("minilm",))),
                           target_name=self.p["model"], seed=self.p["seed"])
         return run_ranker_study(self.split(), cfg, self.out / "rankers", target_lengths=self.collect())
 

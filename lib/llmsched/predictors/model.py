@@ -1,8 +1,12 @@
-"""The ranker network: a Hugging Face encoder, a pooled prompt vector, one linear layer.
+"""The ranker network: a Hugging Face backbone, a pooled prompt vector, one linear layer.
 
 PARS reads the prompt only (truncated to 128 tokens), pools the encoder's [CLS] vector and maps it to one
 scalar (higher = longer response). The baselines share the encoder and differ in the head's width (one output
 for ranking and regression, one per bucket for classification) and in the loss (llmsched.predictors.train).
+
+The backbone may be an encoder (BERT, MiniLM), a causal decoder (OPT, Gemma, Llama: its last hidden states)
+or an encoder-decoder (T5: its encoder only), as in PARS's backbone ablation. A causal decoder's first token
+is computed without seeing the rest of the prompt, so it takes `pooling="mean"`.
 """
 
 from __future__ import annotations
@@ -31,20 +35,42 @@ def resolve_backbone(backbone: str) -> str:
     return backbone
 
 
+def backbone_kind(encoder: nn.Module) -> str:
+    """"encoder", "decoder" (causal: a token never sees later ones) or "encoder-decoder" (T5's encoder stack).
+
+    Causality is tested, not looked up: the first position's hidden state is compared across two inputs that
+    differ only in their last token (a bidirectional encoder's changes, a causal decoder's does not).
+    """
+    if getattr(encoder.config, "is_encoder_decoder", False):
+        return "encoder-decoder"
+    ids = torch.tensor([[1, 2, 3, 4], [1, 2, 3, 5]])
+    training = encoder.training
+    encoder.eval()  # no dropout noise in the comparison
+    with torch.no_grad():
+        first = encoder(input_ids=ids, attention_mask=torch.ones_like(ids)).last_hidden_state[:, 0]
+    encoder.train(training)
+    return "decoder" if torch.allclose(first[0], first[1], atol=1e-5) else "encoder"
+
+
 def load_encoder(backbone: str) -> tuple[nn.Module, Any]:
-    """(encoder, tokenizer) for `backbone`; OSError with the offline alternative when it cannot be loaded."""
+    """(encoder, tokenizer) for `backbone`; OSError with the offline alternative when it cannot be loaded.
+
+    An encoder-decoder checkpoint (T5) yields its encoder stack; a causal LM yields its base model (no LM head).
+    """
     from transformers import AutoModel, AutoTokenizer
 
     path = resolve_backbone(backbone)
     try:
         tokenizer = AutoTokenizer.from_pretrained(path)
-        encoder = AutoModel.from_pretrained(path)
+        encoder = AutoModel.from_pretrained(path, dtype=torch.float32)  # trained and run in fp32 (CPU and GPU)
     except OSError as e:
         raise OSError(
             f"cannot load encoder {backbone!r} ({e.__class__.__name__}: {str(e)[:200]}). Hub models need network "
             "access (unset HF_HUB_OFFLINE); offline, use backbone='minilm' (all-MiniLM-L6-v2, "
             "python -m llmsched.models prepare minilm) or a local model folder."
         ) from e
+    if getattr(encoder.config, "is_encoder_decoder", False):
+        encoder = encoder.get_encoder()
     return encoder, tokenizer
 
 
@@ -57,9 +83,20 @@ class EncoderRanker(nn.Module):
             raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
         if n_outputs < 1:
             raise ValueError(f"n_outputs must be >= 1, got {n_outputs}")
+        if pooling == "cls" and backbone_kind(encoder) == "decoder":
+            raise ValueError(
+                f"pooling='cls' on a causal decoder ({type(encoder).__name__}) takes the first token, which never "
+                "sees the rest of the prompt: use pooling='mean'")
         self.encoder = encoder
         self.pooling = pooling
-        self.head = nn.Linear(encoder.config.hidden_size, n_outputs)
+        self.head = nn.Linear(self._width(encoder), n_outputs)
+
+    @staticmethod
+    def _width(encoder: nn.Module) -> int:
+        """Width of the last hidden states (OPT-350M projects 1024 → 512 after its last layer)."""
+        with torch.no_grad():
+            ones = torch.ones((1, 2), dtype=torch.long)
+            return int(encoder(input_ids=ones, attention_mask=ones).last_hidden_state.shape[-1])
 
     def embed(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state

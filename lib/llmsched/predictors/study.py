@@ -14,6 +14,9 @@ Writes into `out_dir` (each table as .parquet, .csv and .md):
     ablation_delta, ablation_margin
                 PARS with delta in {0, 0.1, 0.2, 0.4} and several margins (on `ablation_overrides`, e.g. a
                 frozen encoder on CPU; the table says which)
+    ablation_backbone
+                PARS on each of `backbones` (encoders, causal decoders, encoder-decoders; on
+                `ablation_overrides`, every backbone with `backbone_pooling`): kind, parameters, width, quality
     scores      every test prompt's score under every main ranker (for figures)
     study.json  the configs, checkpoint folders and timings behind every row
 
@@ -40,6 +43,7 @@ from llmsched.predictors.base import Predictor
 from llmsched.predictors.data import PromptSplit
 from llmsched.predictors.heuristics import OraclePredictor, PromptLengthPredictor, RandomPredictor
 from llmsched.predictors.metrics import kendall_tau, pairwise_accuracy
+from llmsched.predictors.model import POOLINGS, backbone_kind
 from llmsched.predictors.ranker import checkpoint_dir, train_cached
 from llmsched.predictors.train import TrainConfig
 from llmsched.workload import Request
@@ -58,8 +62,17 @@ class StudyConfig:
     deltas: tuple[float, ...] = (0.0, 0.1, 0.2, 0.4)
     margins: tuple[float, ...] = (0.5, 1.0, 2.0)
     ablation_overrides: dict[str, Any] = field(default_factory=dict)
+    backbones: tuple[str, ...] = ("minilm",)
+    backbone_pooling: str = "mean"  # one pooling for every backbone (a causal decoder cannot use "cls")
     target_name: str = "gemma"  # the serving model whose collected lengths are the second target
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        self.backbones = tuple(self.backbones)
+        if not self.backbones or not all(isinstance(b, str) and b for b in self.backbones):
+            raise ValueError(f"backbones must be a non-empty list of model names or folders, got {self.backbones!r}")
+        if self.backbone_pooling not in POOLINGS:
+            raise ValueError(f"backbone_pooling must be one of {POOLINGS}, got {self.backbone_pooling!r}")
 
     def train_config(self, method: str, **extra: Any) -> TrainConfig:
         return TrainConfig(**{**self.train, "method": method, **extra})
@@ -193,6 +206,20 @@ def run_ranker_study(
             rows.append({knob: v, "freeze_encoder": tc.freeze_encoder, "pair_sampling": tc.pair_sampling,
                          **rank_quality(pred, test_p, test_l)})
         tables[f"ablation_{knob}"] = pd.DataFrame(rows)
+
+    # Backbone ablation (PARS, ChatGPT lengths): the same head, loss and pooling on each backbone.
+    rows = []
+    for backbone in cfg.backbones:
+        tc = cfg.train_config("pars", **{**cfg.ablation_overrides, "backbone": backbone,
+                                         "pooling": cfg.backbone_pooling})
+        pred = fit(f"pars-backbone-{backbone}", tc, train_p, train_l)
+        enc = pred.model.encoder
+        rows.append({"backbone": backbone, "kind": backbone_kind(enc), "architecture": type(enc).__name__,
+                     "parameters_m": sum(x.numel() for x in enc.parameters()) / 1e6,
+                     "width": pred.model.head.in_features, "pooling": tc.pooling,
+                     "freeze_encoder": tc.freeze_encoder, **rank_quality(pred, test_p, test_l),
+                     "train_seconds": pred.info.get("train_seconds")})
+    tables["ablation_backbone"] = pd.DataFrame(rows)
 
     for name, frame in tables.items():
         _save(frame, out, name)
