@@ -208,3 +208,116 @@ def test_guard_rejects_bad_limits():
     for bad in (0, -3, 1.5, True):
         with pytest.raises(ValueError, match="starvation_limit"):
             make_policy("pars", starvation_limit=bad)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# vLLM's calls beyond admission: batch removal from both waiting queues, skips
+# ---------------------------------------------------------------------------------------------------------------
+
+def _hinted(i: int, arrival: float) -> RequestView:
+    # hints every policy can read: a score, the reference length, a priority
+    return view(i, arrival, prompt=10 + 37 * i % 200, score=float((7 * i) % 5), ref_output_tokens=(11 * i) % 13,
+                priority=i % 3)
+
+
+@pytest.mark.parametrize("name", sorted(POLICIES))
+def test_batch_removal_ignores_requests_the_queue_does_not_hold(name):
+    # vLLM's finish_requests passes the same list to `waiting` and `kv_holding_waiting`: each queue must drop what
+    # it holds and ignore the rest (vLLM's own queues do), while a single remove of an absent request still raises.
+    waiting, kv_holding = make_policy(name), make_policy(name)
+    rs = [_hinted(i, float(i)) for i in range(8)]
+    for r in rs[:6]:
+        waiting.add_request(r)
+    for r in rs[6:]:
+        kv_holding.add_request(r)
+    gone = [rs[1], rs[4], rs[7]]
+    for q in (waiting, kv_holding):
+        q.remove_requests(gone)
+    assert sorted(r.request_id for r in waiting) == ["r0", "r2", "r3", "r5"]
+    assert [r.request_id for r in kv_holding] == ["r6"]
+    assert rs[0] in waiting and rs[1] not in waiting and rs[6] not in waiting
+    with pytest.raises(ValueError):
+        waiting.remove_request(rs[1])
+    out = []
+    while waiting:
+        out.append(waiting.pop_request().request_id)
+    assert sorted(out) == ["r0", "r2", "r3", "r5"]
+
+
+@pytest.mark.parametrize("name", sorted(POLICIES))
+def test_skipped_requests_come_back_in_their_place(name):
+    # vLLM's skip_request pops the head and hands it back with prepend_requests at the end of the step: the
+    # admission order afterwards is the same as if the skip had never happened.
+    def fresh():
+        q = make_policy(name)
+        for i in range(10):
+            q.add_request(rs[i])
+        q.tick(20.0)
+        return q
+
+    rs = [_hinted(i, float(i)) for i in range(10)]
+    plain = fresh()
+    expected = [plain.pop_request().request_id for _ in range(10)]
+    q = fresh()
+    skipped = []
+    for _ in range(3):
+        skipped.insert(0, q.pop_request())  # vLLM collects skips with appendleft
+    q.prepend_requests(skipped)
+    q.tick(20.0)
+    assert [q.pop_request().request_id for _ in range(10)] == expected
+
+
+def test_starvation_guard_counts_admissions_not_skips():
+    # A long request and a stream of short ones; at every step the engine pops the long request's neighbours and
+    # skips one request (pops it, hands it back). Skips must neither count as admissions nor reset the skipped
+    # request's own count: the long request is promoted after exactly `limit` real admissions.
+    limit = 5
+    q = ScoreSJFQueue(starvation_limit=limit)
+    long = view(0, 0.0, score=1e6)
+    q.add_request(long)
+    shorts = [view(i, float(i), score=1.0) for i in range(1, 40)]
+    for r in shorts:
+        q.add_request(r)
+    admitted = []
+    step = 0
+    while long not in admitted:
+        q.tick(float(step))
+        first = q.pop_request()
+        if first is long:
+            admitted.append(first)
+            break
+        q.prepend_requests([first])  # skipped: not an admission
+        q.tick(float(step) + 0.5)
+        admitted.append(q.pop_request())  # the same request, now admitted
+        step += 1
+        assert step < 100
+    assert admitted.index(long) == limit
+    assert q.stats["skips"] == limit
+    # a skipped starving request stays promoted
+    q2 = ScoreSJFQueue(starvation_limit=1)
+    a, b, c = view(1, 0.0, score=9.0), view(2, 1.0, score=1.0), view(3, 2.0, score=1.0)
+    for r in (a, b, c):
+        q2.add_request(r)
+    assert q2.pop_request() is b
+    q2.tick(1.0)
+    got = q2.pop_request()
+    assert got is a  # promoted after one admission
+    q2.prepend_requests([got])  # the engine could not schedule it yet
+    q2.tick(2.0)
+    assert q2.pop_request() is a  # still promoted: its count was not reset
+
+
+def test_missing_score_counts_requests_not_insertions():
+    q = ScoreSJFQueue()
+    a, b = view(1, 0.0), view(2, 1.0, score=2.0)
+    q.add_request(a)
+    q.add_request(b)
+    assert q.pop_request() is b
+    got = q.pop_request()
+    assert got is a
+    q.prepend_request(got)  # preempted: re-enters
+    q.tick(1.0)
+    got = q.pop_request()
+    q.prepend_requests([got])  # skipped: re-enters
+    q.add_request(view(3, 2.0, score=math.nan))
+    assert q.stats["missing_score"] == 2

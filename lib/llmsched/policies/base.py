@@ -11,9 +11,18 @@ When the engine calls each method (vLLM 0.32 `Scheduler`, mirrored by the simula
     peek_request       the admission loop looks at the next candidate while token budget and slots remain
     pop_request        the candidate is admitted (or skipped: then it comes back via prepend_requests)
     prepend_request    a running request was preempted; it waits again
-    prepend_requests   requests skipped during this step are put back
-    remove_request(s)  requests aborted or finished while waiting
+    prepend_requests   requests skipped during this step (popped, then found not schedulable: a structured-output
+                       grammar still compiling, a LoRA slot, a remote KV transfer) are put back, at the end of the
+                       step that popped them
+    remove_request     one request leaves the queue; raises ValueError if it is not there (as vLLM's queues do)
+    remove_requests    requests aborted or finished while waiting (client disconnects, aborts, grammar errors,
+                       stopped preempted requests): vLLM passes the *same* list to both of its waiting queues
+                       (`waiting` and `kv_holding_waiting`), so requests the queue does not hold are ignored
     __len__/__iter__   statistics and diagnostics; __iter__ yields in admission order
+    __contains__       whether the queue holds the request (identity, not equality)
+
+A pop is an admission unless the request comes back through `prepend_requests` in the same step (a skip); queues
+whose state counts admissions (the starvation guard, EWSJF's feedback window) undo a skipped pop there.
 """
 
 from __future__ import annotations
@@ -51,6 +60,10 @@ class PolicyQueue(ABC, Generic[T]):
     """
 
     name: ClassVar[str] = ""
+    # True when the admission order can change with the clock alone (waiting-time terms, time-based starvation
+    # bounds, ageing queues): the simulator then calls tick() for every engine step it represents, even when it
+    # advances several decode-only steps at once.
+    time_dependent: ClassVar[bool] = False
 
     def __init__(self, view: Callable[[T], RequestView] = identity_view) -> None:
         self.view = view
@@ -84,8 +97,13 @@ class PolicyQueue(ABC, Generic[T]):
     def remove_request(self, request: T) -> None: ...
 
     def remove_requests(self, requests: Iterable[T]) -> None:
+        """Remove those of `requests` that this queue holds; the others are ignored (vLLM's contract)."""
         for request in list(requests):
-            self.remove_request(request)
+            if request in self:
+                self.remove_request(request)
+
+    @abstractmethod
+    def __contains__(self, request: object) -> bool: ...
 
     @abstractmethod
     def __len__(self) -> int: ...

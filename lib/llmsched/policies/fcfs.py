@@ -46,8 +46,11 @@ class FCFSQueue(PolicyQueue[T]):
         self._q.remove(request)
 
     def remove_requests(self, requests: Iterable[T]) -> None:
-        drop = {id(r) for r in requests}
+        drop = {id(r) for r in requests}  # absent requests are ignored, as in vLLM's FCFSRequestQueue
         self._q = deque(r for r in self._q if id(r) not in drop)
+
+    def __contains__(self, request: object) -> bool:
+        return any(r is request for r in self._q)
 
     def __len__(self) -> int:
         return len(self._q)

@@ -6,7 +6,7 @@ import heapq
 import itertools
 import math
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 from llmsched.policies.base import PolicyQueue, RequestView, T, finite_hint, identity_view
 
@@ -16,16 +16,24 @@ class ScoreSJFQueue(PolicyQueue[T]):
 
     The score is computed once, when the request enters the queue, by `score_of(view)`; lower means a
     shorter expected job. A request whose score is missing, non-numeric or not finite is ordered after every
-    scored request, in arrival order among themselves (FCFS fallback), and counted in
-    `stats["missing_score"]`; it is never dropped.
+    scored request, in arrival order among themselves (FCFS fallback), and counted once per request in
+    `stats["missing_score"]` (re-entries after a preemption or a skip do not count again); it is never dropped.
+
+    Admissions: a pop is an admission unless the engine hands the request back through `prepend_requests` in the
+    same step (vLLM's `skip_request`: the request was popped but could not be scheduled yet). Such a skipped
+    request returns with its original place (score, arrival, insertion order) and its admission count, and its
+    pop is not counted (`stats["skips"]`).
 
     Starvation guard (`starvation_limit=K`, off when None): a request that has seen K admissions since it
     entered the queue is promoted; promoted requests are admitted before all others, oldest entry first.
     Bound: a request entering the queue when W requests are already waiting is admitted within K + W
     admissions; of those, at most K are requests that entered after it (FCFS would admit it after exactly the
     W older ones it finds waiting, so the guard costs it at most K admissions over FCFS). Proof sketch: after K
-    admissions it is promoted, and from then on only promoted requests that entered before it go first. A
-    preempted request re-enters the queue and its count restarts. Counted in `stats["promoted"]`.
+    admissions it is promoted, and from then on only promoted requests that entered before it go first. Not
+    counted: admissions made while the engine itself skips the request (it is popped and handed back, so the
+    policy did choose it). Within one step, pops that are later handed back count until they come back, which
+    can only promote a request earlier. A preempted request re-enters the queue and its count restarts.
+    Counted in `stats["promoted"]`.
 
     Implementation: a binary heap with lazy deletion, so add/pop are O(log n) and remove is O(1) amortised
     (entries are tombstoned and the heap is rebuilt when more than half of it is dead); the guard adds a FIFO
@@ -51,6 +59,8 @@ class ScoreSJFQueue(PolicyQueue[T]):
         self._fifo: deque[list] = deque()  # entries in entry order (only with a starvation limit)
         self._seq = itertools.count()
         self._admitted = 0
+        self._popped: dict[int, tuple[list, bool]] = {}  # id(request) -> (entry, promoted), pops since tick()
+        self._missing: set[str] = set()  # request ids counted in stats["missing_score"]
 
     def score_of(self, view: RequestView) -> float | None:
         return finite_hint(view, self.score_key)
@@ -59,9 +69,15 @@ class ScoreSJFQueue(PolicyQueue[T]):
         v = self.view(request)
         score = self.score_of(v)
         if score is None:
-            self._count("missing_score")
+            if v.request_id not in self._missing:
+                self._missing.add(v.request_id)
+                self._count("missing_score")
             score = math.inf
         return score, v.arrival_time
+
+    def tick(self, now: float) -> None:
+        # Requests popped in the previous step were admitted (skips came back through prepend_requests).
+        self._popped.clear()
 
     def add_request(self, request: T) -> None:
         if id(request) in self._entry:
@@ -72,6 +88,25 @@ class ScoreSJFQueue(PolicyQueue[T]):
         heapq.heappush(self._heap, entry)
         if self.starvation_limit is not None:
             self._fifo.append(entry)
+
+    def _restore(self, old: list) -> None:
+        """Put back a request popped in this step as if it had never been popped (a skip).
+
+        The returning entry keeps its seq, so its tombstone (still in the heap or the FIFO until lazily dropped)
+        is removed first: seqs stay unique and entries never compare beyond it. O(n), and skips are rare."""
+        self._heap = [e for e in self._heap if e is not old]
+        heapq.heapify(self._heap)
+        entry = [*old[:4], True, old[5]]
+        self._entry[id(entry[3])] = entry
+        heapq.heappush(self._heap, entry)
+        if self.starvation_limit is not None:
+            # NOTE: the FIFO is in insertion order (seq); the returning entry goes back to its place.
+            fifo = deque(e for e in self._fifo if e is not old)
+            i = len(fifo)
+            while i > 0 and fifo[i - 1][2] > entry[2]:
+                i -= 1
+            fifo.insert(i, entry)
+            self._fifo = fifo
 
     def _next(self) -> list | None:
         """The entry to admit next: the oldest starving one if any, else the heap's top; None when empty."""
@@ -93,15 +128,18 @@ class ScoreSJFQueue(PolicyQueue[T]):
         entry = self._next()
         if entry is None:
             raise IndexError("pop from an empty queue")
+        promoted = False
         if self._fifo and entry is self._fifo[0]:
             self._fifo.popleft()
             if self._admitted - entry[5] >= self.starvation_limit:
                 self._clean_heap_top()
                 if entry is not self._heap[0]:
+                    promoted = True
                     self._count("promoted")  # admitted ahead of a lower score
         entry[4] = False  # tombstone: the heap (or the FIFO) drops it when it reaches the top
         del self._entry[id(entry[3])]
         self._admitted += 1
+        self._popped[id(entry[3])] = (entry, promoted)
         self._maybe_compact()
         return entry[3]
 
@@ -112,8 +150,23 @@ class ScoreSJFQueue(PolicyQueue[T]):
         return entry[3]
 
     def prepend_request(self, request: T) -> None:
-        # NOTE: a score-ordered queue has no front; a preempted or skipped request re-enters at its score.
+        # NOTE: a score-ordered queue has no front; a preempted request re-enters at its score, counting anew.
         self.add_request(request)
+
+    def prepend_requests(self, requests: Iterable[T]) -> None:
+        """Requests the engine skipped in this step: those popped since the last tick() come back with their
+        place and admission count, and their pops are not admissions; any other request is added."""
+        for request in list(requests):
+            got = self._popped.pop(id(request), None)
+            if got is None or id(request) in self._entry:
+                self.add_request(request)
+                continue
+            old, promoted = got
+            self._admitted -= 1
+            self._count("skips")
+            if promoted:
+                self.stats["promoted"] -= 1
+            self._restore(old)
 
     def remove_request(self, request: T) -> None:
         entry = self._entry.pop(id(request), None)
@@ -121,6 +174,9 @@ class ScoreSJFQueue(PolicyQueue[T]):
             raise ValueError(f"request {self.view(request).request_id} is not waiting in {self!r}")
         entry[4] = False
         self._maybe_compact()
+
+    def __contains__(self, request: object) -> bool:
+        return id(request) in self._entry
 
     def _maybe_compact(self) -> None:
         if len(self._heap) > 2 * len(self._entry) + 16:

@@ -29,7 +29,7 @@ import logging
 import math
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from llmsched.policies.base import PolicyQueue, RequestView, T, identity_view
@@ -75,6 +75,7 @@ class EWSJFQueue(PolicyQueue[T]):
     """
 
     name = "ewsjf"
+    time_dependent = True  # scores grow with waiting time; max_wait_s; bubbles age by ticks
 
     def __init__(
         self,
@@ -121,6 +122,7 @@ class EWSJFQueue(PolicyQueue[T]):
         self._now = 0.0
         self._arrivals = 0
         self.admission_waits: deque[tuple[float, float]] = deque(maxlen=10_000)  # (now, wait) per admission
+        self._step_pops: dict[int, tuple[float, float]] = {}  # this step's pops; skips are removed again
         self.queues: list[_LQ] = []
         if bounds is not None:
             self._set_queues(Partition.single(), bounds=[(float(lo), float(hi)) for lo, hi in bounds])
@@ -196,6 +198,9 @@ class EWSJFQueue(PolicyQueue[T]):
         self._ticked = True
         self._now = now
         self._order = None
+        # the previous step's pops that were not handed back (skips) were admissions
+        self.admission_waits.extend(self._step_pops.values())
+        self._step_pops.clear()
         kept = []
         for q in self.queues:
             if q.bubble and q.live == 0:
@@ -289,8 +294,19 @@ class EWSJFQueue(PolicyQueue[T]):
         e[4] = False
         del self._where[id(e[3])]
         now = self._now if self._ticked else self.clock()
-        self.admission_waits.append((now, now - e[0]))
+        if self._ticked:
+            self._step_pops[id(e[3])] = (now, now - e[0])
+        else:
+            self.admission_waits.append((now, now - e[0]))
         return e[3]
+
+    def prepend_requests(self, requests: Iterable[T]) -> None:
+        """Requests the engine skipped in this step go back to the front of their queues; their pops were not
+        admissions (dropped from the feedback window)."""
+        for request in list(requests):
+            if self._step_pops.pop(id(request), None) is not None:
+                self._count("skips")
+            self.prepend_request(request)
 
     def remove_request(self, request: T) -> None:
         got = self._where.pop(id(request), None)
@@ -299,6 +315,9 @@ class EWSJFQueue(PolicyQueue[T]):
         q, e = got
         e[4] = False
         q.live -= 1
+
+    def __contains__(self, request: object) -> bool:
+        return id(request) in self._where
 
     def __len__(self) -> int:
         return len(self._where)
