@@ -38,6 +38,13 @@ counts. When a step only decodes (every running request decodes one token, no ad
 the following steps repeat it until the next arrival, finish or block boundary that the free pool cannot
 cover; they are advanced together (`max_batch_steps`), each step's time still computed one by one, so
 results are identical to stepping one at a time (tests check this against a plain reference loop).
+Why admission cannot restart inside such a run: it stopped because the queue was empty, max_num_seqs ran,
+or the head's blocks did not fit a pool that only shrinks; none of that changes without an arrival or a finish,
+*unless the policy's order depends on the clock* (`PolicyQueue.time_dependent`, e.g. EWSJF's waiting-time
+scores, its `max_wait_s` bound and its ageing bubble queues). For such policies every represented step still
+calls `tick(start)` and re-checks whether the (possibly new) head would be admitted; if it would, the batch ends
+there and that step is simulated in full (without a second tick), so the policy sees exactly the ticks and
+peeks of single-step simulation (tests check this for EWSJF and its released variant).
 """
 
 from __future__ import annotations
@@ -236,6 +243,19 @@ class Simulator:
         out.sort(key=lambda x: (x[0], x[1]))
         return [SimRequest(rid, a, p, o, hints, src, i) for i, (a, rid, p, o, hints, src) in enumerate(out)]
 
+    def _head_fits(self, queue: PolicyQueue, free: int, budget: int, n: int) -> bool:
+        """Whether the admission loop would admit the queue's head: the first test of that loop in run()."""
+        cfg = self.config
+        if budget <= 0 or n >= cfg.max_num_seqs or not len(queue):
+            return False
+        bs = cfg.block_size
+        ntok = queue.peek_request().num_tokens
+        wmb = cfg.watermark_blocks if n else 0
+        if cfg.reserve_full_prompt and (ntok + bs - 1) // bs + wmb > free:
+            return False
+        c = ntok if ntok < budget else budget
+        return (c + bs - 1) // bs + wmb <= free
+
     # ------------------------------------------------------------------------------------------------------
     def run(self, requests: Iterable[Any], *, trace_steps: bool = False) -> SimResult:
         """Simulate `requests` (llmsched.workload.Request or anything with request_id, prompt_tokens,
@@ -271,6 +291,8 @@ class Simulator:
         arrivals = [r.arrival_time for r in reqs]
 
         trace: list[list[float]] = [] if trace_steps else None  # type: ignore[assignment]
+        timed = bool(getattr(queue, "time_dependent", False))
+        pre_ticked = False  # the batched decode loop already ticked the step that starts now
         t = 0.0
         n = 0  # running requests
         used = 0  # KV blocks held
@@ -290,7 +312,10 @@ class Simulator:
                 continue
             iterations += 1
             start = t
-            queue.tick(start)
+            if pre_ticked:
+                pre_ticked = False
+            else:
+                queue.tick(start)
             free = n_blocks - used
             budget = budget_max
             preempted = 0
@@ -435,6 +460,13 @@ class Simulator:
                         nj = due[(j - 1) % bs]
                         if extra + nj > free:
                             break
+                        if timed:
+                            # NOTE: a clock-dependent order may bring a head that fits: tick this step and stop
+                            # the batch if admission would happen; the main loop then runs the step in full.
+                            queue.tick(t)
+                            if self._head_fits(queue, free - extra - nj, budget_max - n, n):
+                                pre_ticked = True
+                                break
                         extra += nj
                         kv += n
                         dt = step_time(0, n, kv, n)
