@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from llmsched.policies import RequestView, make_policy
@@ -197,6 +198,98 @@ def test_simulator_objective_and_online_tuner():
         "ewsjf", sample=[r.prompt_tokens for r in reqs[:50]], profile="a100-80gb_llama-2-13b", tuner=tuner))
     assert (res.frame.status == "ok").all()
     assert len(tuner.log) >= 2 and len({row["b_u"] for row in tuner.log}) >= 2, "parameters re-tuned online"
+
+
+def _tuner_installing(params: dict[str, float], every_s: float = 1.0):
+    """An OnlineTuner whose first trial is `params` (enqueued in its study): what it installs after window 1."""
+    from llmsched.policies.ewsjf.meta import SPACE, OnlineTuner
+
+    tuner = OnlineTuner(every_s=every_s, seed=0)
+    tuner.study.enqueue_trial({k: float(params[k]) for k in SPACE})
+    return tuner
+
+
+def _admit_one(q: EWSJFQueue, prompt: int) -> None:
+    """Window 1 of the tuner starts at step 0 with one admission (feedback); its next step after every_s
+    scores the window and installs the tuner's trial."""
+    q.tick(0.0)
+    q.add_request(_v(99, prompt, 0.0))
+    assert q.pop_request().request_id == "r99"
+
+
+def test_online_tuner_installs_weights_that_change_the_admission_order():
+    # a long request has waited 200 s, a short one 0.1 s: the default weights (b_u = 1, a_u = 0) serve the short
+    # queue first (qf favours short prompts); urgency growing with the queue's mean length (a_u = 1e-3, b_u = 0)
+    # serves the long one first
+    tuned = {"a_u": 1e-3, "b_u": 0.0, "a_f": 0.0, "b_f": 0.1, "alpha": EWSJFParams().alpha}
+    orders = {}
+    for label, tuner in (("default", None), ("tuned", _tuner_installing(tuned))):
+        q = EWSJFQueue(bounds=[[0, 99], [1000, 5000]], bubbles=False, tuner=tuner)
+        _admit_one(q, 50)
+        q.add_request(_v(0, 2000, 0.0))
+        q.add_request(_v(1, 50, 199.9))
+        q.tick(200.0)
+        orders[label] = [q.pop_request().request_id for _ in range(2)]
+        if tuner is not None:
+            assert q.params == EWSJFParams(**tuned) and q.stats["param_updates"] == 1
+            assert "repartitions" not in q.stats  # alpha unchanged: the queues stay
+    assert orders == {"default": ["r1", "r0"], "tuned": ["r0", "r1"]}
+
+
+# two short clusters of 2 sub-modes each and a long one: alpha = 8 (default) gives 3 queues, alpha = 3 gives 5
+SUBMODES = [float(x) for x in [*range(100, 160, 4), *range(180, 240, 4), *range(260, 320, 4), *range(340, 400, 4),
+                               *range(3000, 3100, 4)]]
+
+
+def test_alpha_change_repartitions_the_live_queues_on_the_arrival_window():
+    window = [100.0, *SUBMODES]  # the arrival window: the first admission (100 tokens), then SUBMODES
+    coarse, fine = refine_and_prune(window, alpha=8.0).bounds, refine_and_prune(window, alpha=3.0).bounds
+    assert len(coarse) == 3 and len(fine) == 5
+    tuned = {**EWSJFParams().to_dict(), "alpha": 3.0}
+    q = EWSJFQueue(sample=SUBMODES, tuner=_tuner_installing(tuned))  # repartition_every = 0: no periodic one
+    assert q.partition_bounds == coarse
+    _admit_one(q, 100)
+    for i, n in enumerate(SUBMODES):
+        q.add_request(_v(i, int(n), 0.5))
+    q.tick(2.0)
+    assert q.params.alpha == 3.0 and q.stats["repartitions"] == 1
+    assert q.partition_bounds == fine
+    assert len(q) == len(SUBMODES)  # nothing lost on the repartition
+    q.set_params(q.params)  # same alpha: no repartition
+    assert q.stats["repartitions"] == 1 and q.stats["param_updates"] == 2
+    q.tick(3.0)
+    assert sorted(q.pop_request().request_id for _ in range(len(SUBMODES))) == sorted(
+        f"r{i}" for i in range(len(SUBMODES)))
+    empty = EWSJFQueue(sample=SUBMODES)  # no arrivals yet: an alpha change keeps the queues
+    before = empty.partition_bounds
+    empty.set_params(tuned)
+    assert empty.partition_bounds == before and "repartitions" not in empty.stats
+
+
+def test_online_tuning_in_the_simulator_changes_decisions():
+    from llmsched.policies.ewsjf.meta import OnlineTuner
+    from llmsched.sim import load_profile, simulate
+    from llmsched.workload import Request, assign_arrivals, make_arrivals
+
+    prof = load_profile("a100-80gb_llama-2-13b")
+    rng = np.random.default_rng(0)
+    prompts = np.where(rng.random(300) < 0.7, rng.integers(100, 300, 300), rng.integers(1500, 2000, 300))
+    reqs = assign_arrivals([Request(f"r{i}", "", int(p), 50) for i, p in enumerate(prompts)],
+                           make_arrivals("poisson", 300, 40.0, seed=0))
+    config = prof.sim_config(max_num_seqs=64)
+    args = {"sample": [float(r.prompt_tokens) for r in reqs[:50]], "profile": "a100-80gb_llama-2-13b"}
+    fixed = simulate(reqs, config, prof.step_time, EWSJFQueue(**args))
+    tuner = OnlineTuner(every_s=2.0, seed=0)
+    live = EWSJFQueue(**args, tuner=tuner)
+    online = simulate(reqs, config, prof.step_time, live)
+    assert (online.frame.status == "ok").all() and len(online.frame) == len(fixed.frame)
+    windows = pd.DataFrame(tuner.log)
+    assert len(windows) >= 3 and windows.alpha.nunique() >= 3 and windows.b_u.nunique() >= 3
+    assert live.stats["param_updates"] == len(windows) and live.stats["repartitions"] >= 1
+    assert windows.n_queues.nunique() >= 2  # alpha acted on the live queues
+    a = fixed.frame.set_index("request_id").scheduled
+    b = online.frame.set_index("request_id").scheduled.reindex(a.index)
+    assert (a != b).sum() >= 10, "online tuning changed which requests were admitted when"
 
 
 @pytest.mark.vllm

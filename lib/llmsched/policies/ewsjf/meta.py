@@ -13,7 +13,9 @@ a choice of this artifact (the paper does not publish its λ); pass others to `O
 `optimize` runs a seeded TPE sampler on a study stored in sqlite (a rerun with the same storage and name
 resumes: it adds trials up to n_trials in total) and returns the trial history (for convergence plots).
 `OnlineTuner` re-tunes while serving: every `every_s` seconds of the engine clock it scores the window that
-just ended with the parameters in force, tells the study, and installs the next trial's parameters.
+just ended with the parameters in force, tells the study, and installs the next trial's parameters with
+`EWSJFQueue.set_params`: the scoring weights act from the next admission order on, and a changed α re-partitions
+the live queues on the arrival window (Refine-and-Prune), so every tuned parameter acts on decisions.
 """
 
 from __future__ import annotations
@@ -168,6 +170,7 @@ class OnlineTuner:
 
     Attach with EWSJFQueue(tuner=OnlineTuner(...)); the queue calls observe() at every engine step. The study
     lives in memory unless `storage` is given. A trial whose window saw no admissions is not told (no feedback).
+    `log` has one row per scored window: its time, R and terms, the number of queues and the parameters in force.
     """
 
     def __init__(self, every_s: float = 60.0, seed: int = 0, storage: str | Path | None = None,
@@ -199,9 +202,10 @@ class OnlineTuner:
             value = reward(terms["C"], terms["L"], terms["S"], terms["U"], self.lambdas)
             if self.trial is not None:
                 self.study.tell(self.trial, value if math.isfinite(value) else -1e9)
-            self.log.append({"time": now, "value": value, **terms, **queue.params.to_dict()})
+            self.log.append({"time": now, "value": value, **terms, "n_queues": len(queue.queues),
+                             **queue.params.to_dict()})
             self.trial = self.study.ask()
-            queue.params = suggest(self.trial)
+            queue.set_params(suggest(self.trial))
         self.window_start = now
 
 

@@ -17,8 +17,14 @@ Routing of a request of prompt length L (queues sorted by length range [lo, hi])
     nearest queue. With `bubbles=False` no bubble is ever created.
 
 Online re-partitioning (`repartition_every` > 0): every that many arrivals, Refine-and-Prune runs on the last
-`window` arrival lengths; all waiting requests are re-routed in arrival order, none lost. A failure to
-partition (degenerate window) keeps the current queues; an initial state without sample or bounds is one queue.
+`window` arrival lengths; all waiting requests are re-routed in arrival order, none lost. A window that cannot
+be partitioned (empty) falls back to one queue, every request kept; an initial state without sample or bounds is
+one queue.
+
+Online re-tuning (`tuner`, e.g. meta.OnlineTuner): the tuner installs new parameters Θ with `set_params`. The
+scoring weights (a_u, b_u, a_f, b_f, w_base) are read at every scoring, so they act from the next admission order
+on; α acts only through Refine-and-Prune, so a changed α re-partitions the queues on the arrival window at once
+(independently of `repartition_every`; an empty window keeps the current queues).
 """
 
 from __future__ import annotations
@@ -163,6 +169,21 @@ class EWSJFQueue(PolicyQueue[T]):
             lq.live += 1
             self._where[id(e[3])] = (lq, e)
         self._count("repartitions")
+
+    def set_params(self, params: EWSJFParams | dict[str, float]) -> None:
+        """Install new parameters Θ (the online tuner calls this between engine steps, from `tick`).
+
+        The scoring weights act from the next admission order on (this step's order is recomputed). When α
+        changed (and refine=True, the only case in which α matters) the queues are re-partitioned on the arrival
+        window, every waiting request re-routed, none lost; with an empty window the current queues stay.
+        Counted in stats: "param_updates", and "repartitions" for the α case.
+        """
+        new = params if isinstance(params, EWSJFParams) else EWSJFParams.from_dict(params)
+        old, self.params = self.params, new
+        self._order = None
+        self._count("param_updates")
+        if new.alpha != old.alpha and self.refine and len(self.window):
+            self.repartition()
 
     @property
     def partition_bounds(self) -> list[tuple[float, float]]:
