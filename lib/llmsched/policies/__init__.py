@@ -2,6 +2,7 @@
 
 from llmsched.policies.base import PolicyQueue, RequestView, identity_view
 from llmsched.policies.fcfs import FCFSQueue
+from llmsched.policies.priority import PARSReleasedQueue, VLLMPriorityQueue, scores_to_priorities
 from llmsched.policies.registry import POLICIES, make_policy
 from llmsched.policies.sjf import OracleSJFQueue, PARSQueue, PromptLengthSJFQueue, ScoreSJFQueue
 
@@ -9,11 +10,14 @@ __all__ = [
     "POLICIES",
     "FCFSQueue",
     "OracleSJFQueue",
+    "PARSReleasedQueue",
     "PARSQueue",
     "PolicyQueue",
     "PromptLengthSJFQueue",
     "RequestView",
     "ScoreSJFQueue",
+    "VLLMPriorityQueue",
     "identity_view",
     "make_policy",
+    "scores_to_priorities",
 ]

@@ -64,6 +64,12 @@ class PolicyQueue(ABC, Generic[T]):
     # bounds, ageing queues): the simulator then calls tick() for every engine step it represents, even when it
     # advances several decode-only steps at once.
     time_dependent: ClassVar[bool] = False
+    # Which running request the engine preempts when KV blocks run out: "newest" (vLLM's choice under its FCFS
+    # setting, running[-1]) or "priority" (vLLM's PRIORITY setting: the largest (priority_of(view), arrival)).
+    victim: ClassVar[str] = "newest"
+    # True for policies that are vLLM's own priority queue: the real engine keeps vLLM's PriorityRequestQueue
+    # (scheduling_policy="priority") and receives each request's priority_of(view) (llmsched.policies.priority).
+    uses_vllm_priority: ClassVar[bool] = False
 
     def __init__(self, view: Callable[[T], RequestView] = identity_view) -> None:
         self.view = view

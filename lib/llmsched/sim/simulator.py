@@ -7,10 +7,13 @@ One iteration is one engine step, as in vLLM:
     decode token, at most the token budget left (chunked prefill; `max_num_batched_tokens` per step). The
     loop stops when the budget is spent. KV blocks needed = ceil((computed + new) / block_size) - held, from
     a pool of num_blocks - 1 (vLLM keeps one block aside as its null block). When the free pool is short,
-    the newest running request (`running[-1]`, vLLM's victim under its FCFS setting) is preempted by
-    recompute: its blocks are freed, its computed tokens reset to 0 (on resuming it re-prefills prompt +
-    generated tokens), it goes back through `prepend_request`, and its preemption count grows; when the
-    victim is the request itself, no further running request is scheduled this step.
+    the newest running request (`running[-1]`, vLLM's victim under its FCFS setting; under its PRIORITY
+    setting, policies with `victim = "priority"`, the one with the largest (priority, arrival), wherever it
+    stands; a step can then preempt its way to scheduling nothing: an empty step of no duration, as vLLM runs
+    no model for an empty batch) is preempted by recompute: its blocks are freed, its computed tokens reset
+    to 0 (on resuming it re-prefills prompt + generated tokens), it goes back through `prepend_request`,
+    and its preemption count grows; when the victim is the request itself, no further running request is
+    scheduled this step.
  3. Only if nobody was preempted in this step: WAITING requests are admitted in the policy queue's order
     (`peek_request`; if its KV blocks fit, `pop_request`) until the budget is spent, `max_num_seqs` run, or
     the head does not fit (stop; no skipping). With `reserve_full_prompt` (vLLM's
@@ -30,7 +33,7 @@ Fidelity: tests/test_sim_vllm_scheduler.py drives vLLM's own `Scheduler` class (
 workloads and step-time model and requires identical timestamps and preemption counts.
 Not modelled: prefix caching (the serving runner disables it), async scheduling (vLLM's AsyncScheduler, used on
 CUDA, overlaps a step's scheduling with the previous step's execution), speculative decoding, LoRA, multimodal
-inputs, KV connectors, pipeline parallelism, the PRIORITY policy's victim choice, `long_prefill_token_threshold`
+inputs, KV connectors, pipeline parallelism, `long_prefill_token_threshold`
 (0 by default), aborts and EOS stops (replay runs to the reference length).
 
 Speed: per-step work is a few numpy operations on arrays of the running requests, independent of token
@@ -243,6 +246,53 @@ class Simulator:
         out.sort(key=lambda x: (x[0], x[1]))
         return [SimRequest(rid, a, p, o, hints, src, i) for i, (a, rid, p, o, hints, src) in enumerate(out)]
 
+    def _running_with_priority_victims(self, reqs: list[SimRequest], arrays: tuple[np.ndarray, ...],
+                                       chunk: np.ndarray, n: int, free: int, budget: int, prio: list[int],
+                                       preemptions: list[int], queue: PolicyQueue) -> tuple[int, int, int, int]:
+        """vLLM's running loop under its PRIORITY setting, request by request, when the pool is short.
+
+        For each running request in order: its chunk is min(remaining tokens, budget left); while its new blocks do
+        not fit, the running request with the largest (priority, arrival) is preempted (the first such in running
+        order, as Python's max in vLLM); a victim *ahead* of the request gives back this step's tokens and all its
+        blocks; a victim that is the request itself ends the loop. Mutates the running arrays and `chunk`; returns
+        (scheduled prefix length, running count, free blocks, preemptions).
+        """
+        bs = self.config.block_size
+        r_idx, r_comp, r_ntok = arrays[0], arrays[1], arrays[2]
+        i = preempted = 0
+        while i < n and budget > 0:
+            comp = int(r_comp[i])
+            c = min(int(r_ntok[i]) - comp, budget)
+            need = (comp + c + bs - 1) // bs - (comp + bs - 1) // bs
+            itself = False
+            while need > free:
+                v = max(range(n), key=lambda j: (prio[r_idx[j]], reqs[r_idx[j]].arrival_time))
+                idx = int(r_idx[v])
+                held = int(r_comp[v]) + (int(chunk[v]) if v < i else 0)
+                free += (held + bs - 1) // bs
+                if v < i:
+                    budget += int(chunk[v])
+                req = reqs[idx]
+                req.num_tokens = int(r_ntok[v])
+                preemptions[idx] += 1
+                preempted += 1
+                for arr in (*arrays, chunk):
+                    arr[v:n - 1] = arr[v + 1:n]
+                n -= 1
+                queue.prepend_request(req)
+                if v == i:
+                    itself = True
+                    break
+                if v < i:
+                    i -= 1
+            if itself:
+                break
+            free -= need
+            chunk[i] = c
+            budget -= c
+            i += 1
+        return i, n, free, preempted
+
     def _head_fits(self, queue: PolicyQueue, free: int, budget: int, n: int) -> bool:
         """Whether the admission loop would admit the queue's head: the first test of that loop in run()."""
         cfg = self.config
@@ -292,6 +342,12 @@ class Simulator:
 
         trace: list[list[float]] = [] if trace_steps else None  # type: ignore[assignment]
         timed = bool(getattr(queue, "time_dependent", False))
+        by_priority = getattr(queue, "victim", "newest") == "priority"
+        if by_priority:
+            prio = [queue.priority_of(r.view) for r in reqs]  # type: ignore[attr-defined]
+        elif getattr(queue, "victim", "newest") != "newest":
+            raise ValueError(f"policy {queue!r} asks for victim rule {queue.victim!r}; the simulator models "
+                             "'newest' and 'priority'")
         pre_ticked = False  # the batched decode loop already ticked the step that starts now
         t = 0.0
         n = 0  # running requests
@@ -335,6 +391,9 @@ class Simulator:
                 if total <= free:
                     free -= total
                     s = m
+                elif by_priority:
+                    s, n, free, preempted = self._running_with_priority_victims(
+                        reqs, running_arrays, chunk, n, free, budget_max, prio, preemptions, queue)
                 else:
                     # NOTE: vLLM allocates request by request and, when the pool is short, preempts
                     # running[-1] until the allocation fits or the victim is the request itself. Victims
@@ -410,7 +469,7 @@ class Simulator:
             total_preemptions += preempted
             max_running = max(max_running, n)
 
-            if s == 0:
+            if s == 0 and not preempted:
                 head = queue.peek_request() if len(queue) else None
                 raise RuntimeError(
                     f"simulation made no progress at t={start:.6f}s (step {step}): nothing could be scheduled "
@@ -427,7 +486,9 @@ class Simulator:
             tokens = budget_max - budget
             comp += chunk[:s]
             kv = int(comp.sum())
-            dt = step_time(tokens - n_dec, n_dec, kv, s)
+            # NOTE: under priority victims a step can preempt every candidate and schedule nothing; vLLM then runs
+            # no model (an empty batch), so the step takes no time.
+            dt = step_time(tokens - n_dec, n_dec, kv, s) if s else 0.0
             if not (dt >= 0 and math.isfinite(dt)):
                 raise RuntimeError(f"step-time model {self.step_time!r} returned {dt!r} for prefill_tokens="
                                    f"{tokens - n_dec}, decode_seqs={n_dec}, kv_tokens={kv}, num_seqs={s}")
