@@ -112,6 +112,11 @@ def test_engine_config_rejects_bad_values():
         EngineConfig(policy="nope")
     with pytest.raises(ValueError, match="stock vLLM"):
         EngineConfig(policy="oracle-sjf", plugin=False)
+    assert EngineConfig(policy="pars-released", plugin=False).llm_kwargs()["scheduling_policy"] == "priority"
+    with pytest.raises(ValueError, match="starvation_limit"):
+        EngineConfig(policy="pars", policy_args={"starvation_limit": 0})  # before any model loads
+    with pytest.raises(ValueError, match="scale"):
+        EngineConfig(policy="pars-released", policy_args={"scale": -1})
     with pytest.raises(ValueError, match="max_num_seqs"):
         EngineConfig(max_num_seqs=0)
     with pytest.raises(ValueError, match="kv_cache_gib"):
@@ -136,6 +141,86 @@ def test_policy_spec_comes_from_additional_config_then_environment(monkeypatch):
         PolicySpec.from_vllm_config(no_conf)
     with pytest.raises(ValueError, match="must be"):
         PolicySpec.from_vllm_config(SimpleNamespace(additional_config={"llmsched": "sjf"}))
+    monkeypatch.delenv("LLMSCHED_POLICY")
+    with pytest.raises(ValueError, match="LLMSCHED_POLICY is not"):
+        PolicySpec.from_vllm_config(no_conf)
+    monkeypatch.delenv("LLMSCHED_POLICY_ARGS")
+    assert PolicySpec.from_vllm_config(no_conf) is None  # nothing configured: stock vLLM queues
+
+
+@pytest.mark.parametrize("vllm_policy", ["fcfs", "priority"])
+def test_plugin_without_an_llmsched_policy_is_stock_vllm(tiny_model, monkeypatch, vllm_policy):
+    # With the plug-in class but no llmsched policy, the waiting queues are vLLM's own for both of its policies;
+    # under "priority" a user's request priorities decide admission (a blocker holds the only slot).
+    from vllm import LLM, SamplingParams
+    from vllm.v1.core.sched.request_queue import FCFSRequestQueue, PriorityRequestQueue
+
+    for var in ("LLMSCHED_POLICY", "LLMSCHED_POLICY_ARGS"):
+        monkeypatch.delenv(var, raising=False)
+    kw = EngineConfig(model=tiny_model, max_num_seqs=1).llm_kwargs()
+    kw.pop("additional_config")
+    kw["scheduling_policy"] = vllm_policy
+    llm = LLM(**kw)
+    try:
+        core = llm.llm_engine.engine_core.engine_core
+        sched = core.scheduler
+        expected = PriorityRequestQueue if vllm_policy == "priority" else FCFSRequestQueue
+        assert type(sched.waiting) is expected and type(sched.kv_holding_waiting) is expected
+        assert type(sched).__name__ == "PolicyScheduler" and sched.policy_stats() == {}
+        if vllm_policy == "priority":
+            engine = llm.llm_engine
+            engine.add_request("blocker", "the blocker runs first " * 4,
+                               SamplingParams(max_tokens=40, ignore_eos=True), priority=0)
+            engine.step()
+            for rid, prio in (("p3", 3), ("p1", 1), ("p2", 2)):
+                engine.add_request(rid, f"queued {rid}", SamplingParams(max_tokens=2, ignore_eos=True), priority=prio)
+            finished = []
+            while engine.has_unfinished_requests():
+                finished += [o.request_id for o in engine.step() if o.finished]
+            assert finished == ["blocker", "p1", "p2", "p3"]
+    finally:
+        llm.llm_engine.engine_core.shutdown()
+
+
+def test_plugin_checks_the_llmsched_policy_against_vllms_scheduling_policy(tiny_model):
+    from vllm import LLM
+
+    base = EngineConfig(model=tiny_model, policy="oracle-sjf").llm_kwargs()
+    with pytest.raises(Exception, match="needs vLLM's scheduling_policy='fcfs'"):
+        LLM(**{**base, "scheduling_policy": "priority"})
+    prio = EngineConfig(model=tiny_model, policy="pars-released").llm_kwargs()
+    assert prio["scheduling_policy"] == "priority"
+    with pytest.raises(Exception, match="scheduling_policy='priority'"):
+        LLM(**{**prio, "scheduling_policy": "fcfs"})
+
+
+@pytest.mark.parametrize("policy", ["pars-released", "vllm-priority"])
+def test_vllm_priority_policies_run_vllms_priority_queue_with_the_policys_priorities(tiny_model, policy):
+    from vllm.v1.core.sched.request_queue import PriorityRequestQueue
+
+    key = "score" if policy == "pars-released" else "priority"
+    hints = {f"q{i}": (n / 10.0 if key == "score" else n) for i, n in enumerate(LENGTHS)}
+    queued = [Request(r.request_id, r.prompt, r.prompt_tokens, r.output_tokens, r.arrival_time,
+                      hints={key: hints[r.request_id]}) for r in QUEUED]
+    with EngineRunner(EngineConfig(model=tiny_model, policy=policy, max_num_seqs=1)) as runner:
+        sched = runner.engine.engine_core.engine_core.scheduler
+        df = runner.run([BLOCKER, *queued], RunConfig(progress=False))
+    assert type(sched.waiting) is PriorityRequestQueue
+    assert admission_order(df) == [r.request_id for r in sorted(QUEUED, key=lambda r: r.output_tokens)]
+    assert (df.status == "ok").all()
+
+
+def test_async_scheduling_none_follows_vllms_resolved_choice(tiny_model):
+    # async_scheduling=None: vLLM decides (synchronous on the CPU executor) and the plug-in class follows it
+    cfg = EngineConfig(model=tiny_model, policy="oracle-sjf", max_num_seqs=1, async_scheduling=None)
+    assert cfg.llm_kwargs()["scheduler_cls"] == "llmsched.vllm_plugin.AutoPolicyScheduler"
+    with EngineRunner(cfg) as runner:
+        core = runner.engine.engine_core.engine_core
+        resolved = core.vllm_config.scheduler_config.async_scheduling
+        scheduler = core.scheduler
+        df = runner.run([BLOCKER, *QUEUED], RunConfig(progress=False))
+    assert type(scheduler).__name__ == ("AsyncPolicyScheduler" if resolved else "PolicyScheduler")
+    assert admission_order(df) == [r.request_id for r in sorted(QUEUED, key=lambda r: r.output_tokens)]
 
 
 def test_async_scheduler_variant_applies_the_policy(tiny_model):

@@ -19,10 +19,13 @@ class EngineConfig:
     """An engine and the policy it schedules with.
 
     model             a path, or a prepared model name of llmsched.models ("tiny", "gemma")
-    policy            llmsched policy name (see llmsched.policies.POLICIES); policy_args go to its constructor
-    plugin            False runs stock vLLM (no llmsched code in the engine; policy must be "fcfs") — the
-                      reference for measuring the plug-in's overhead
-    async_scheduling  vLLM's async scheduling; None lets vLLM decide. The plug-in class follows it.
+    policy            llmsched policy name (see llmsched.policies.POLICIES); policy_args go to its constructor.
+                      Policies that are vLLM's priority scheduling (`vllm-priority`, `pars-released`) run vLLM's
+                      own queues with scheduling_policy="priority"; the runner passes each request's priority.
+    plugin            False runs stock vLLM (no llmsched code in the engine; policy must be "fcfs" or a vLLM
+                      priority policy) — the reference for measuring the plug-in's overhead
+    async_scheduling  vLLM's async scheduling; None lets vLLM decide (async where its platform and executor support
+                      it; never on this CPU build). The plug-in class follows vLLM's resolved choice.
     kv_cache_gib      KV-cache size on CPU (VLLM_CPU_KVCACHE_SPACE); ignored on GPU (gpu_memory_utilization)
     """
 
@@ -47,16 +50,31 @@ class EngineConfig:
 
         if self.policy not in POLICIES:
             raise ValueError(f"unknown policy {self.policy!r}; valid policies: {', '.join(sorted(POLICIES))}")
-        if not self.plugin and (self.policy != "fcfs" or self.policy_args):
-            raise ValueError(f"plugin=False runs stock vLLM FCFS; policy {self.policy!r} needs plugin=True")
+        if not self.plugin and not (self.policy == "fcfs" and not self.policy_args) and not self.vllm_priority:
+            raise ValueError(f"plugin=False runs stock vLLM (FCFS, or its priority scheduling); policy "
+                             f"{self.policy!r} needs plugin=True")
         for name in ("max_model_len", "max_num_seqs", "max_num_batched_tokens"):
             if int(getattr(self, name)) <= 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
         if not isinstance(self.kv_cache_gib, int) or self.kv_cache_gib <= 0:
             raise ValueError(f"kv_cache_gib must be a positive integer (GiB), got {self.kv_cache_gib!r}")
+        self.build_policy()  # bad policy arguments fail here, before vLLM loads a model
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @property
+    def vllm_priority(self) -> bool:
+        """Whether the policy is vLLM's own priority scheduling (scheduling_policy="priority")."""
+        from llmsched.policies import POLICIES
+
+        return POLICIES[self.policy].uses_vllm_priority
+
+    def build_policy(self) -> Any:
+        """The policy object (ValueError for bad arguments): the runner asks it for vLLM request priorities."""
+        from llmsched.policies import make_policy
+
+        return make_policy(self.policy, **self.policy_args)
 
     def resolved_model(self) -> str:
         if Path(self.model).exists() or "/" in self.model:
@@ -66,7 +84,7 @@ class EngineConfig:
         return str(model_path(self.model))
 
     def llm_kwargs(self) -> dict[str, Any]:
-        from llmsched.vllm_plugin import ASYNC_SCHEDULER_CLS, SCHEDULER_CLS
+        from llmsched.vllm_plugin import ASYNC_SCHEDULER_CLS, AUTO_SCHEDULER_CLS, SCHEDULER_CLS
 
         kw: dict[str, Any] = dict(
             model=self.resolved_model(),
@@ -80,9 +98,11 @@ class EngineConfig:
             async_scheduling=self.async_scheduling,
             seed=self.seed,
             disable_log_stats=False,  # per-request timestamps in RequestOutput.metrics
+            scheduling_policy="priority" if self.vllm_priority else "fcfs",
         )
         if self.plugin:
-            kw["scheduler_cls"] = ASYNC_SCHEDULER_CLS if self.async_scheduling else SCHEDULER_CLS
+            kw["scheduler_cls"] = {None: AUTO_SCHEDULER_CLS, True: ASYNC_SCHEDULER_CLS}.get(self.async_scheduling,
+                                                                                           SCHEDULER_CLS)
             kw["additional_config"] = {"llmsched": {"policy": self.policy, "args": dict(self.policy_args)}}
         kw.update(self.extra)
         return kw

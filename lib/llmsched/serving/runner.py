@@ -25,6 +25,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from llmsched.policies.base import RequestView
 from llmsched.serving.engine import EngineConfig, build_llm
 from llmsched.serving.records import FAILED, OK, REJECTED, TIMEOUT, RequestRecord, records_to_frame, write_run
 from llmsched.serving.steps import StepRecorder
@@ -97,6 +98,8 @@ class EngineRunner:
         self.startup_s = time.monotonic() - t
         self.engine = self.llm.llm_engine
         self.max_model_len = config.max_model_len
+        # vLLM's priority scheduling (vllm-priority, pars-released): the policy maps each request to its priority
+        self._priority_policy = config.build_policy() if config.vllm_priority else None
 
     def __enter__(self) -> EngineRunner:
         return self
@@ -231,7 +234,12 @@ class EngineRunner:
             rec.status, rec.error = REJECTED, why
             return
         try:
-            self.engine.add_request(r.request_id, r.prompt, self.sampling_params(r, run))
+            params = self.sampling_params(r, run)
+            priority = 0
+            if self._priority_policy is not None:
+                view = RequestView(r.request_id, r.arrival_time, r.prompt_tokens, params.extra_args or {})
+                priority = self._priority_policy.priority_of(view)
+            self.engine.add_request(r.request_id, r.prompt, params, priority=priority)
         except Exception as e:  # e.g. prompt longer than max_model_len: vLLM says why
             rec.status, rec.error = REJECTED, f"{type(e).__name__}: {e}"
             return

@@ -5,6 +5,7 @@ Importing this package imports vLLM; the rest of llmsched does not need it.
 
 from llmsched.vllm_plugin.scheduler import (
     AsyncPolicyScheduler,
+    AutoPolicyScheduler,
     PolicyScheduler,
     PolicySpec,
     vllm_request_view,
@@ -12,11 +13,14 @@ from llmsched.vllm_plugin.scheduler import (
 
 SCHEDULER_CLS = "llmsched.vllm_plugin.PolicyScheduler"
 ASYNC_SCHEDULER_CLS = "llmsched.vllm_plugin.AsyncPolicyScheduler"
+AUTO_SCHEDULER_CLS = "llmsched.vllm_plugin.AutoPolicyScheduler"
 
 __all__ = [
     "ASYNC_SCHEDULER_CLS",
+    "AUTO_SCHEDULER_CLS",
     "SCHEDULER_CLS",
     "AsyncPolicyScheduler",
+    "AutoPolicyScheduler",
     "PolicyScheduler",
     "PolicySpec",
     "vllm_request_view",

@@ -11,15 +11,23 @@ stays thin and touches only the two waiting queues):
         --additional-config '{"llmsched": {"policy": "sjf", "args": {"score_key": "score"}}}'
 
 Where the policy comes from, first match wins: `additional_config["llmsched"]` ({"policy": name, "args":
-{...}}), then the environment variables LLMSCHED_POLICY and LLMSCHED_POLICY_ARGS (JSON), else "fcfs".
-Per-request hints come from `SamplingParams.extra_args` (`vllm_xargs` in an OpenAI-API request body).
+{...}}), then the environment variables LLMSCHED_POLICY and LLMSCHED_POLICY_ARGS (JSON). With neither, the
+scheduler is stock vLLM: the waiting queues stay vLLM's own, FCFS or PRIORITY as `scheduling_policy` says, so a
+user's request priorities act exactly as without the plug-in. Policies that *are* vLLM's priority scheduling
+(`vllm-priority`, `pars-released`: llmsched.policies.priority) also keep vLLM's own queues and require
+`scheduling_policy="priority"`; the requests carry their priority (LLM.generate(priority=...), the server's
+`priority` field; the serving runner passes the policy's `priority_of`). Every other llmsched policy replaces
+the queues and requires vLLM's FCFS setting (under PRIORITY vLLM would pick preemption victims by priority
+values the policy does not set). Per-request hints come from `SamplingParams.extra_args` (`vllm_xargs` in an
+OpenAI-API request body).
 
 Which base class: `PolicyScheduler` subclasses vLLM's synchronous `Scheduler`, which vLLM picks on this CPU
 build (the CPU executor does not support async scheduling); `AsyncPolicyScheduler` subclasses
-`AsyncScheduler` for engines that run with async scheduling (CUDA), as vLLM's docs recommend there. Both
+`AsyncScheduler` for engines that run with async scheduling (CUDA), as vLLM's docs recommend there;
+`AutoPolicyScheduler` becomes whichever of the two matches vLLM's resolved `async_scheduling`. Both
 replace `self.waiting` and `self.kv_holding_waiting` right after vLLM builds them, before any request exists.
 Everything else (budgets, KV allocation, preemption by recompute, victim = newest running request under
-vLLM's FCFS setting) is vLLM's own code.
+vLLM's FCFS setting, the largest (priority, arrival) under PRIORITY) is vLLM's own code.
 """
 
 from __future__ import annotations
@@ -32,7 +40,7 @@ from typing import Any
 
 from vllm.logger import init_logger
 from vllm.v1.core.sched.async_scheduler import AsyncScheduler
-from vllm.v1.core.sched.request_queue import RequestQueue
+from vllm.v1.core.sched.request_queue import RequestQueue, SchedulingPolicy
 from vllm.v1.core.sched.scheduler import Scheduler
 from vllm.v1.request import Request
 
@@ -51,7 +59,8 @@ class PolicySpec:
     args: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def from_vllm_config(cls, vllm_config: Any) -> PolicySpec:
+    def from_vllm_config(cls, vllm_config: Any) -> PolicySpec | None:
+        """The configured llmsched policy, or None when none is configured (stock vLLM queues)."""
         extra = getattr(vllm_config, "additional_config", None) or {}
         conf = extra.get("llmsched") if isinstance(extra, dict) else None
         if conf is not None:
@@ -60,8 +69,12 @@ class PolicySpec:
                     f'additional_config["llmsched"] must be {{"policy": name, "args": {{}}}}, got {conf!r}'
                 )
             return cls(conf["policy"], dict(conf.get("args") or {}))
-        name = os.environ.get("LLMSCHED_POLICY", "fcfs")
+        name = os.environ.get("LLMSCHED_POLICY", "")
         raw = os.environ.get("LLMSCHED_POLICY_ARGS", "")
+        if not name:
+            if raw:
+                raise ValueError("LLMSCHED_POLICY_ARGS is set but LLMSCHED_POLICY is not: name the policy")
+            return None
         try:
             args = json.loads(raw) if raw else {}
         except json.JSONDecodeError as e:
@@ -77,32 +90,54 @@ def vllm_request_view(request: Request) -> RequestView:
 
 
 class _PolicyQueues:
-    """Mixin: after vLLM's Scheduler.__init__, swap in the configured policy's queues."""
+    """Mixin: after vLLM's Scheduler.__init__, swap in the configured policy's queues (module docstring)."""
 
     waiting: Any
     kv_holding_waiting: Any
     vllm_config: Any
+    policy: SchedulingPolicy
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[call-arg]
         spec = PolicySpec.from_vllm_config(self.vllm_config)
+        self.policy_spec = spec
+        self._installed = False
+        if spec is None:
+            logger.info("llmsched: no policy configured; vLLM's own %s waiting queues", self.policy.value)
+            return
+        queue = make_policy(spec.name, view=vllm_request_view, **spec.args)  # ValueError for bad names/args
+        if queue.uses_vllm_priority:
+            if self.policy != SchedulingPolicy.PRIORITY:
+                raise ValueError(f"llmsched policy {spec.name!r} is vLLM's priority scheduling: start vLLM with "
+                                 f"scheduling_policy='priority' (--scheduling-policy priority), got "
+                                 f"{self.policy.value!r}")
+            logger.info("llmsched: policy %s runs vLLM's own priority queues (requests carry their priority)",
+                        spec.name)
+            return
+        if self.policy != SchedulingPolicy.FCFS:
+            raise ValueError(f"llmsched policy {spec.name!r} replaces vLLM's waiting queues and needs vLLM's "
+                             f"scheduling_policy='fcfs', got {self.policy.value!r} (vLLM would choose preemption "
+                             f"victims by request priorities the policy does not set)")
         if len(self.waiting) or len(self.kv_holding_waiting):
             raise RuntimeError("llmsched: vLLM queued requests before the policy queue was installed")
-        self.policy_spec = spec
-        self.waiting = make_policy(spec.name, view=vllm_request_view, **spec.args)
+        self.waiting = queue
         self.kv_holding_waiting = make_policy(spec.name, view=vllm_request_view, **spec.args)
+        self._installed = True
         logger.info("llmsched: waiting queues use policy %s %s", spec.name, spec.args or "")
 
     def schedule(self, *args: Any, **kwargs: Any) -> Any:
-        # vLLM stamps Request.arrival_time with time.time(); time-aware policies get the same clock.
-        now = time.time()
-        self.waiting.tick(now)
-        self.kv_holding_waiting.tick(now)
+        if self._installed:
+            # vLLM stamps Request.arrival_time with time.time(); time-aware policies get the same clock.
+            now = time.time()
+            self.waiting.tick(now)
+            self.kv_holding_waiting.tick(now)
         return super().schedule(*args, **kwargs)  # type: ignore[misc]
 
     def policy_stats(self) -> dict[str, int]:
-        """Counters of both queues (e.g. requests that arrived without a score)."""
+        """Counters of both queues (e.g. requests that arrived without a score); empty with vLLM's own queues."""
         out: dict[str, int] = {}
+        if not self._installed:
+            return out
         for q in (self.waiting, self.kv_holding_waiting):
             for k, v in q.stats.items():
                 out[k] = out.get(k, 0) + v
@@ -115,3 +150,14 @@ class PolicyScheduler(_PolicyQueues, Scheduler):
 
 class AsyncPolicyScheduler(_PolicyQueues, AsyncScheduler):
     """vLLM's AsyncScheduler with an llmsched policy as its waiting queues."""
+
+
+class AutoPolicyScheduler:
+    """Whichever of the two vLLM resolved: `PolicyScheduler` when vLLM settled on synchronous scheduling,
+    `AsyncPolicyScheduler` when on async (it decides `async_scheduling=None` from the platform and executor, after
+    the scheduler class is named). Constructing it returns an instance of the chosen class."""
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Any:  # noqa: D102
+        vllm_config = kwargs.get("vllm_config", args[0] if args else None)
+        use_async = bool(getattr(getattr(vllm_config, "scheduler_config", None), "async_scheduling", False))
+        return (AsyncPolicyScheduler if use_async else PolicyScheduler)(*args, **kwargs)
