@@ -31,55 +31,18 @@ STEP = LinearStepTime(c0=0.004, c_prefill=2e-5, c_decode=3e-4, c_kv=1e-6)
 
 @pytest.fixture(scope="module")
 def vllm_bits():
-    from llmsched.models import is_prepared, model_path
+    from llmsched.models import is_prepared
 
     if not is_prepared("tiny"):
         pytest.skip("the tiny model is not prepared (python -m llmsched.models prepare tiny)")
-    import torch
-    from vllm import SamplingParams
-    from vllm.config import CacheConfig, ModelConfig, SchedulerConfig, VllmConfig
-    from vllm.v1.core.sched.scheduler import Scheduler
-    from vllm.v1.kv_cache_interface import FullAttentionSpec, KVCacheConfig, KVCacheGroupSpec
-    from vllm.v1.outputs import ModelRunnerOutput
-    from vllm.v1.request import Request as VllmRequest
-    from vllm.v1.structured_output import StructuredOutputManager
+    from _vllm_helpers import ModelRunnerOutput, build_scheduler, scheduler_request, tiny_model_config
 
-    from llmsched.policies import RequestView, make_policy
-    from llmsched.vllm_plugin.scheduler import vllm_request_view
-
-    model = ModelConfig(model=str(model_path("tiny")), dtype="float32", seed=0, max_model_len=MODEL_LEN)
+    model = tiny_model_config(MODEL_LEN)
 
     def build(cfg: SimConfig, policy: str):
-        stock_priority = make_policy(policy).uses_vllm_priority
-        sched_cfg = SchedulerConfig(
-            max_num_seqs=cfg.max_num_seqs, max_num_batched_tokens=cfg.max_num_batched_tokens,
-            max_model_len=MODEL_LEN, enable_chunked_prefill=True, is_encoder_decoder=False,
-            watermark=cfg.watermark, scheduler_reserve_full_isl=cfg.reserve_full_prompt,
-            policy="priority" if stock_priority else "fcfs",
-        )
-        cache = CacheConfig(block_size=cfg.block_size, enable_prefix_caching=False)
-        vc = VllmConfig(scheduler_config=sched_cfg, model_config=model, cache_config=cache)
-        spec = FullAttentionSpec(block_size=cfg.block_size, num_kv_heads=1, head_size=1, dtype=torch.float32)
-        kv = KVCacheConfig(num_blocks=cfg.num_blocks, kv_cache_tensors=[],
-                           kv_cache_groups=[KVCacheGroupSpec(["layer"], spec)])
-        cache.num_gpu_blocks = cfg.num_blocks
-        s = Scheduler(vllm_config=vc, kv_cache_config=kv, structured_output_manager=StructuredOutputManager(vc),
-                      block_size=cfg.block_size, log_stats=False)
-        if policy != "fcfs" and not stock_priority:  # what llmsched.vllm_plugin does
-            s.waiting = make_policy(policy, view=vllm_request_view)
-            s.kv_holding_waiting = make_policy(policy, view=vllm_request_view)
-        return s
+        return build_scheduler(model, cfg, policy)
 
-    def request(r: Request, policy: str):
-        hints = {"ref_output_tokens": r.output_tokens, **r.hints}
-        params = SamplingParams(max_tokens=max(1, r.output_tokens), ignore_eos=True, extra_args=hints)
-        queue = make_policy(policy)
-        priority = queue.priority_of(RequestView(r.request_id, r.arrival_time, r.prompt_tokens, hints)) \
-            if queue.uses_vllm_priority else 0
-        return VllmRequest(r.request_id, [5] * r.prompt_tokens, params, None, arrival_time=r.arrival_time,
-                           priority=priority)
-
-    return build, request, ModelRunnerOutput
+    return build, scheduler_request, ModelRunnerOutput
 
 
 def run_vllm(vllm_bits, requests: list[Request], cfg: SimConfig, policy: str) -> dict[str, tuple]:
