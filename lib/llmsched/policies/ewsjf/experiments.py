@@ -2,19 +2,28 @@
 
     python -m llmsched.policies.ewsjf.experiments --profile cpu [--stages partition,tune,sim,online,serve]
 
-    partition  Refine-and-Prune on each preset's offline sample (and K-means only, the no-refine ablation) →
+    partition  Refine-and-Prune on each preset's partition sample (and K-means only, the no-refine ablation) →
           partitions/<preset>.json (boundaries and per-queue count, mean, std, density) + lengths.parquet
     tune  offline Bayesian meta-optimisation (meta.SimObjective, seeded TPE, sqlite under
-          results/ewsjf/<profile>/tune/study.sqlite, resumable) on the 100-2000 workload at saturation → tune/
+          results/ewsjf/<profile>/tune/study.sqlite, resumable) on the 100-2000 tuning workload at
+          `ewsjf_tune_load` × saturation → tune/ (trials.parquet, best.json, data.json)
     sim   for each preset (100-2000, 100-16000; bimodal short/long mix, outputs 1-100 tokens, Poisson arrivals)
           and each load (rate / saturation throughput): FCFS, prompt-length SJF, EWSJF (default parameters),
           EWSJF with the tuned parameters, the authors' released variant, and ablations (no refine = K-means only,
-          no bubbles) → sim/<preset>/summary.parquet + requests.parquet
+          no bubbles) → sim/<preset>/summary.parquet + requests.parquet + sweep.json
     serve the real engine at reduced scale (the profile's model, e.g. Gemma-3-270M on CPU): the 100-2000 mixed
           workload cut from real ShareGPT text, Poisson arrivals above capacity, FCFS / prompt-length SJF /
-          EWSJF / released variant, C_prefill from the engine's calibrated step-time profile → serve/
-    online the tuning workload served once with the online tuner (re-tunes every `ewsjf_online_every_s` seconds
-          of simulated time from the live window) → online/trials.parquet (one row per window) + summary.parquet
+          EWSJF / released variant, C_prefill from the engine's calibrated step-time profile → serve/ (+ data.json)
+    online the evaluation workload of the 100-2000 preset at the tuning load, three ways: EWSJF with default
+          parameters, with the offline-tuned ones (tune/best.json), and re-tuned online (meta.OnlineTuner, every
+          `ewsjf_online_every_s` seconds of simulated time from the live window, starting from the defaults)
+          → online/summary.parquet (three rows) + trials.parquet (one row per window) + online.json
+
+Tuning and evaluation never share data. Evaluated requests (sim, online, serve) are drawn with `seed`; the
+partition sample (`ewsjf_sample_n` prompt lengths the queues are learned from, in partition, sim, online and
+serve) and the tuning workload (`ewsjf_tune_n` requests and their arrivals) are a separate draw with
+seed + TUNE_SEED_OFFSET; serve cuts its partition sample from ShareGPT prompts disjoint from the served ones
+(the next SERVE_POOL records). Each stage records the seeds (and for serve the prompt ids) in its JSON output.
 
 Step-time model: the analytic A100-80GB / Llama-2-13B profile (`ewsjf_sim_profile`); the 100-16000 preset
 needs a 16k context, beyond Llama-2-13B's 4,096, so its runs raise max_model_len to 16,384 with the same
@@ -28,6 +37,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +51,10 @@ from llmsched.stages import select_policies
 logger = logging.getLogger(__name__)
 
 STAGES = ("partition", "tune", "sim", "online", "serve")
+TUNE_SEED_OFFSET = 1000  # the tuning/partition draw's seed = seed + this (the evaluated requests use seed)
+SERVE_POOL = 2000  # ShareGPT prompts per pool: served prompts are cut from the first, the partition sample's from
+#                    the next (disjoint records)
+ONLINE_PRESET = "100-2000"  # the tuning workload's preset (tune) and the online comparison's
 
 
 def mixed_lengths_workload(preset: str, n: int, seed: int, distribution: str = "bimodal") -> list[Any]:
@@ -92,11 +106,31 @@ class EWSJFExperiments:
         max_len = max(prof.engine["max_model_len"], 16384 if hi > 4000 else 0)
         return prof.sim_config(max_model_len=max_len), prof.step_time
 
+    @property
+    def tune_seed(self) -> int:
+        """Seed of the tuning side: partition sample and tuning workload (never the evaluated requests' seed)."""
+        return int(self.p["seed"]) + TUNE_SEED_OFFSET
+
     def _requests(self, preset: str) -> list[Any]:
+        """The evaluated requests of `preset` (seed `seed`)."""
         return mixed_lengths_workload(preset, self.p["ewsjf_sim_n"], self.p["seed"])
 
+    def _sample(self, preset: str) -> list[float]:
+        """The partition sample of `preset`: `ewsjf_sample_n` prompt lengths of the tuning-side draw."""
+        return [float(r.prompt_tokens)
+                for r in mixed_lengths_workload(preset, self.p["ewsjf_sample_n"], self.tune_seed)]
+
+    def data_record(self) -> dict[str, Any]:
+        """Which draw each part of the simulator experiments uses (written into their JSON outputs)."""
+        return {"evaluation": {"seed": int(self.p["seed"]), "n": self.p["ewsjf_sim_n"],
+                               "arrivals_seed": int(self.p["seed"])},
+                "partition_sample": {"seed": self.tune_seed, "n": self.p["ewsjf_sample_n"]},
+                "tuning": {"seed": self.tune_seed, "n": self.p["ewsjf_tune_n"], "preset": ONLINE_PRESET,
+                           "load": self.p["ewsjf_tune_load"], "arrivals_seed": self.tune_seed},
+                "tune_seed_offset": TUNE_SEED_OFFSET}
+
     def partition(self) -> pd.DataFrame:
-        """Refine-and-Prune (and K-means only) on each preset's offline sample; one row per queue."""
+        """Refine-and-Prune (and K-means only) on each preset's partition sample; one row per queue."""
         from llmsched.policies.ewsjf.partition import refine_and_prune
         from llmsched.policies.ewsjf.scoring import EWSJFParams
 
@@ -104,9 +138,10 @@ class EWSJFExperiments:
         out.mkdir(parents=True, exist_ok=True)
         alpha, rows, lengths = EWSJFParams().alpha, [], []
         for preset in self.p["ewsjf_presets"]:
-            sample = [float(r.prompt_tokens) for r in self._requests(preset)[: self.p["ewsjf_sample_n"]]]
+            sample = self._sample(preset)
             lengths.append(pd.DataFrame({"preset": preset, "prompt_tokens": sample}))
-            record = {"preset": preset, "n": len(sample), "alpha": alpha, "max_queues": self.p["ewsjf_max_queues"]}
+            record = {"preset": preset, "n": len(sample), "seed": self.tune_seed, "alpha": alpha,
+                      "max_queues": self.p["ewsjf_max_queues"]}
             # NOTE: K-means only = no gap can exceed alpha x the mean gap (the queue's refine=False does the same)
             for variant, a in (("refine-and-prune", alpha), ("kmeans-only", 1e300)):
                 part = refine_and_prune(sample, alpha=a, max_queues=self.p["ewsjf_max_queues"])
@@ -121,46 +156,55 @@ class EWSJFExperiments:
         return table
 
     def _tune_workload(self):
+        """The tuning workload: its own draw (tune_seed) of the 100-2000 preset at ewsjf_tune_load × capacity."""
         from llmsched.sim.sweep import saturation_throughput
         from llmsched.workload import assign_arrivals, make_arrivals
 
-        preset = "100-2000"
+        preset = ONLINE_PRESET
         config, st = self._engine(preset)
-        reqs = self._requests(preset)[: self.p["ewsjf_tune_n"]]
+        reqs = mixed_lengths_workload(preset, self.p["ewsjf_tune_n"], self.tune_seed)
         cap = saturation_throughput(reqs, config, st)
         reqs = assign_arrivals(reqs, make_arrivals("poisson", len(reqs), cap * self.p["ewsjf_tune_load"],
-                                                   seed=self.p["seed"]))
-        return preset, reqs, config, st
+                                                   seed=self.tune_seed))
+        return preset, reqs, config, st, cap
 
     def tune(self) -> tuple[dict[str, float], pd.DataFrame]:
         from llmsched.policies.ewsjf.meta import SimObjective, optimize
 
-        preset, reqs, config, st = self._tune_workload()
+        preset, reqs, config, st, cap = self._tune_workload()
         obj = SimObjective(reqs, config, st, self._base_args())
+        # NOTE: the study's name names its data, so a changed tuning draw starts a new study instead of resuming
+        # one whose trials were scored on other requests
+        name = f"ewsjf-{preset}-n{len(reqs)}-load{self.p['ewsjf_tune_load']}-seed{self.tune_seed}"
         best, hist = optimize(obj, self.p["ewsjf_tune_trials"], seed=self.p["seed"],
-                              storage=self.out / "tune" / "study.sqlite", name=f"ewsjf-{preset}")
+                              storage=self.out / "tune" / "study.sqlite", name=name)
         hist.to_parquet(self.out / "tune" / "trials.parquet", index=False)
         (self.out / "tune" / "best.json").write_text(json.dumps(best.to_dict(), indent=2) + "\n")
+        (self.out / "tune" / "data.json").write_text(json.dumps(
+            {"study": name, "rate": cap * self.p["ewsjf_tune_load"], "tuning": self.data_record()["tuning"],
+             "evaluation_seed": int(self.p["seed"])}, indent=2) + "\n")
         return best.to_dict(), hist
 
     def _base_args(self) -> dict[str, Any]:
         return {"max_queues": self.p["ewsjf_max_queues"], "profile": self.p["ewsjf_sim_profile"]}
+
+    def _tuned(self) -> dict[str, float]:
+        best_file = self.out / "tune" / "best.json"
+        if not best_file.exists():
+            raise FileNotFoundError(f"{best_file} is missing: run the tune stage first (--stages tune)")
+        return json.loads(best_file.read_text())
 
     def sim(self) -> pd.DataFrame:
         from llmsched.sim import simulate
         from llmsched.sim.sweep import saturation_throughput
         from llmsched.workload import assign_arrivals, make_arrivals
 
-        best_file = self.out / "tune" / "best.json"
-        if not best_file.exists():
-            raise FileNotFoundError(f"{best_file} is missing: run the tune stage first (--stages tune)")
-        tuned = json.loads(best_file.read_text())
+        tuned = self._tuned()
         tables = []
         for preset in self.p["ewsjf_presets"]:
             config, st = self._engine(preset)
             reqs = self._requests(preset)
-            sample = [float(r.prompt_tokens) for r in reqs[: self.p["ewsjf_sample_n"]]]  # the offline sample
-            both = ewsjf_specs(sample, self.p["ewsjf_sim_profile"], self.p["ewsjf_max_queues"])
+            both = ewsjf_specs(self._sample(preset), self.p["ewsjf_sim_profile"], self.p["ewsjf_max_queues"])
             base = both["ewsjf"][1]
             specs = {
                 "fcfs": ("fcfs", {}), "prompt-sjf": ("prompt-sjf", {}),
@@ -187,29 +231,40 @@ class EWSJFExperiments:
             table.to_parquet(out / "summary.parquet", index=False)
             pd.concat(frames, ignore_index=True).to_parquet(out / "requests.parquet", index=False)
             (out / "sweep.json").write_text(json.dumps({"capacity_req_s": cap, "engine": config.to_dict(),
-                                                        "policies": specs, "tuned": tuned}, indent=2,
+                                                        "policies": specs, "tuned": tuned,
+                                                        "data": self.data_record()}, indent=2,
                                                        default=str) + "\n")
             tables.append(table)
         return pd.concat(tables, ignore_index=True)
 
     def online(self) -> pd.DataFrame:
-        """The tuning workload under EWSJF with the online tuner, beside fixed default parameters."""
+        """EWSJF on the evaluation workload (100-2000 at the tuning load) with default, offline-tuned and
+        online-tuned parameters: one row each. The queues of all three start from the partition sample."""
         from llmsched.policies.ewsjf.meta import OnlineTuner
         from llmsched.policies.ewsjf.queue import EWSJFQueue
         from llmsched.sim import simulate
+        from llmsched.sim.sweep import saturation_throughput
+        from llmsched.workload import assign_arrivals, make_arrivals
 
-        preset, reqs, config, st = self._tune_workload()
-        sample = [float(r.prompt_tokens) for r in reqs]
+        tuned = self._tuned()
+        preset, load = ONLINE_PRESET, self.p["ewsjf_tune_load"]
+        config, st = self._engine(preset)
+        reqs = self._requests(preset)
+        cap = saturation_throughput(reqs, config, st)
+        reqs = assign_arrivals(reqs, make_arrivals("poisson", len(reqs), cap * load, seed=self.p["seed"]))
+        sample = self._sample(preset)
         out = self.out / "online"
         out.mkdir(parents=True, exist_ok=True)
         tuner = OnlineTuner(every_s=self.p["ewsjf_online_every_s"], seed=self.p["seed"])
         lo, hi = (int(x) for x in preset.split("-"))
         rows = []
-        for label, tn in (("ewsjf", None), ("ewsjf-online", tuner)):
-            queue = EWSJFQueue(sample=sample, tuner=tn, **self._base_args())
+        for label, params, tn in (("ewsjf", None, None), ("ewsjf-tuned", tuned, None),
+                                  ("ewsjf-online", None, tuner)):
+            queue = EWSJFQueue(sample=sample, params=params, tuner=tn, **self._base_args())
             res = simulate(reqs, config, st, queue, trace_steps=True)
-            rows.append({"preset": preset, "label": label, "load": self.p["ewsjf_tune_load"],
-                         **run_metrics(res.frame, res.steps, config.max_num_batched_tokens, (lo + hi) / 2)})
+            rows.append({"preset": preset, "label": label, "load": load, "rate": cap * load,
+                         **run_metrics(res.frame, res.steps, config.max_num_batched_tokens, (lo + hi) / 2),
+                         **{f"policy_{k}": v for k, v in res.stats.get("policy_stats", {}).items()}})
         trials = pd.DataFrame(tuner.log)
         if len(trials):
             trials.insert(0, "window", range(len(trials)))
@@ -217,26 +272,50 @@ class EWSJFExperiments:
         trials.to_parquet(out / "trials.parquet", index=False)
         table = pd.DataFrame(rows)
         table.to_parquet(out / "summary.parquet", index=False)
-        (out / "online.json").write_text(json.dumps({"every_s": self.p["ewsjf_online_every_s"],
-                                                     "windows": len(trials), "preset": preset,
-                                                     "n": len(reqs)}, indent=2) + "\n")
+        (out / "online.json").write_text(json.dumps({
+            "every_s": self.p["ewsjf_online_every_s"], "windows": len(trials), "preset": preset, "n": len(reqs),
+            "load": load, "rate": cap * load, "tuned": tuned, "data": self.data_record()}, indent=2) + "\n")
         return table
+
+    def serve_workloads(self, records: Sequence[Any], tokenizer: Any, pool: int = SERVE_POOL,
+                        ) -> tuple[list[Any], list[float], dict[str, Any]]:
+        """The served requests and the partition sample of the serve stage, from disjoint prompt pools.
+
+        records    ShareGPT prompt records (record_id, prompt), at least 2 × pool of them
+        Returns the served requests (100-2000 mix cut from records[:pool], seed `seed`, Poisson arrivals at
+        ewsjf_serving_rate), the partition sample (ewsjf_sample_n prompt lengths of the same mix cut from
+        records[pool:2·pool], seed tune_seed) and the record of both (seeds, pool record ids).
+        """
+        from llmsched.workload import assign_arrivals, make_arrivals
+        from llmsched.workload.mixed import MixedConfig, mixed_workload
+
+        if len(records) < 2 * pool:
+            raise ValueError(f"serve needs 2 x {pool} prompt records (served and sample pools), got {len(records)}")
+        served_pool, sample_pool = records[:pool], records[pool:2 * pool]
+        cfg = MixedConfig.preset("100-2000", n=self.p["ewsjf_serving_n"], distribution="bimodal")
+        reqs = mixed_workload(cfg, tokenizer, [r.prompt for r in served_pool], seed=self.p["seed"])
+        reqs = assign_arrivals(reqs, make_arrivals("poisson", len(reqs), self.p["ewsjf_serving_rate"],
+                                                   seed=self.p["seed"]))
+        cfg_sample = MixedConfig.preset("100-2000", n=self.p["ewsjf_sample_n"], distribution="bimodal")
+        sample = [float(r.prompt_tokens)
+                  for r in mixed_workload(cfg_sample, tokenizer, [r.prompt for r in sample_pool], seed=self.tune_seed)]
+        data = {"served": {"seed": int(self.p["seed"]), "n": len(reqs), "pool": [0, pool],
+                           "record_ids": [r.record_id for r in served_pool]},
+                "partition_sample": {"seed": self.tune_seed, "n": len(sample), "pool": [pool, 2 * pool],
+                                     "record_ids": [r.record_id for r in sample_pool]}}
+        return reqs, sample, data
 
     def serve(self) -> pd.DataFrame:
         from llmsched.models import model_path
         from llmsched.serving.engine import EngineConfig
         from llmsched.serving.experiment import compare_policies
         from llmsched.serving.runner import RunConfig
-        from llmsched.workload import assign_arrivals, load_sharegpt, load_tokenizer, make_arrivals
-        from llmsched.workload.mixed import MixedConfig, mixed_workload
+        from llmsched.workload import load_sharegpt, load_tokenizer
 
-        cfg = MixedConfig.preset("100-2000", n=self.p["ewsjf_serving_n"], distribution="bimodal")
         records, _ = load_sharegpt()
-        tok = load_tokenizer(model_path(self.p["model"]))
-        reqs = mixed_workload(cfg, tok, [r.prompt for r in records[:2000]], seed=self.p["seed"])
-        reqs = assign_arrivals(reqs, make_arrivals("poisson", len(reqs), self.p["ewsjf_serving_rate"],
-                                                   seed=self.p["seed"]))
-        sample = [float(r.prompt_tokens) for r in reqs]
+        reqs, sample, data = self.serve_workloads(records, load_tokenizer(model_path(self.p["model"])))
+        (self.out / "serve").mkdir(parents=True, exist_ok=True)
+        (self.out / "serve" / "data.json").write_text(json.dumps(data, indent=2) + "\n")
         prof = self.p["ewsjf_serving_steptime"]
         specs = {"fcfs": ("fcfs", {}), "prompt-sjf": ("prompt-sjf", {}),
                  **ewsjf_specs(sample, prof, self.p["ewsjf_max_queues"])}
