@@ -4,7 +4,9 @@
     report.figures(); report.tables(); report.claims(); report.update_readme()
 
 Nothing here runs an experiment. Figures go to results/figures/<profile>/ (PNG and PDF), tables to
-results/tables/<profile>/ (CSV and Markdown); `written` lists every file written. The claims table
+results/tables/<profile>/ (CSV and Markdown); `written` lists every file written. The results of notebook 04's
+reasoning stage (PARS on a reasoning model's measured lengths; profiles that set `pars_reasoning_model`) are
+optional: where they exist, a figure and a table show them. The claims table
 (llmsched.analysis.claims) states, for each claim of PAPERS.md, where it is checked, the paper's number, ours and
 a verdict computed by the rule in its `rule` column, never typed by hand.
 """
@@ -67,6 +69,8 @@ class Report:
         self.pars_sim = pq(self._need(f"{pars}/sim/summary.parquet", 4))
         self.pars_sim_req = pq(self._need(f"{pars}/sim/requests.parquet", 4))
         self.proxy = pq(self._need(f"{pars}/sim_proxy/summary.parquet", 4))
+        reasoning = self.root / pars.format(p=self.profile) / "reasoning" / "summary.parquet"
+        self.reasoning = pq(reasoning) if reasoning.exists() else None  # only with pars_reasoning_model
         self.serve_dir = self._need(f"{pars}/serve", 4)
         self.serve = pd.read_csv(self._need(f"{pars}/serve/summary.csv", 4), index_col=0)
         self.agreement_t = pd.read_csv(self._need(f"{pars}/agreement/comparison.csv", 4))
@@ -173,6 +177,9 @@ class Report:
             "headtohead": lambda: F.head_to_head(self.h2h),
             "overheads": lambda: F.overheads(self.costs, self.ranker_ms),
         }
+        if self.reasoning is not None:
+            makers["pars_reasoning_latency_vs_rate"] = lambda: F.latency_vs_rate(
+                self.reasoning, "PARS, a reasoning model's measured lengths (simulator)")
         out = {}
         for name, make in makers.items():
             fig = make()
@@ -210,6 +217,8 @@ class Report:
             "overheads_policy": self.costs,
             "overheads_ranker": self.ranker_ms,
         }
+        if self.reasoning is not None:
+            t["pars_reasoning"] = self.reasoning[["label", "load", "rate", *lat, "promoted"]]
         for name, frame in t.items():
             self._save_table(name, frame)
         return t
