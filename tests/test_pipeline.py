@@ -5,9 +5,19 @@ from __future__ import annotations
 import json
 
 import nbformat
+import papermill as pm
 import pytest
 
-from llmsched.pipeline import MissingInputError, notebook_params, require, run_pipeline, stage_key
+from llmsched.pipeline import (
+    NOTEBOOKS,
+    PROFILES,
+    MissingInputError,
+    check_profile,
+    notebook_params,
+    require,
+    run_pipeline,
+    stage_key,
+)
 
 WRITE = '''from pathlib import Path
 from llmsched.paths import results_dir
@@ -31,6 +41,7 @@ def _notebook(path, *cells, params='profile: str = "x"\nseed: int = 0'):
 
 @pytest.fixture
 def demo(tmp_path, monkeypatch):
+    """Two notebooks declaring `profile` and `seed`, a profiles folder whose `smoke` sets exactly those."""
     results = tmp_path / "results"
     monkeypatch.setenv("LLMSCHED_RESULTS", str(results))
     monkeypatch.delenv("LLMSCHED_FORCE", raising=False)
@@ -38,7 +49,10 @@ def demo(tmp_path, monkeypatch):
     nbs.mkdir()
     _notebook(nbs / "01_first.ipynb", WRITE.format(name="first"))
     _notebook(nbs / "02_second.ipynb", "x = 1", 'raise ValueError("boom: input is bad")')
-    return nbs, results
+    profiles = tmp_path / "profiles"
+    profiles.mkdir()
+    (profiles / "smoke.yaml").write_text("profile: smoke\nseed: 0\n")
+    return nbs, results, profiles
 
 
 def _status(results):
@@ -47,8 +61,9 @@ def _status(results):
 
 @pytest.mark.slow
 def test_failure_names_the_cell_then_done_stages_are_skipped(demo):
-    nbs, results = demo
-    first = run_pipeline("smoke", notebooks_dir=nbs, log=lambda *a, **k: None)
+    nbs, results, profiles = demo
+    run = dict(notebooks_dir=nbs, profiles_dir=profiles, log=lambda *a, **k: None)
+    first = run_pipeline("smoke", **run)
     assert _status(first) == [("01_first.ipynb", "ran"), ("02_second.ipynb", "failed")]
     msg = first[1].message
     assert "02_second.ipynb failed in cell 4 of the executed copy" in msg and "ValueError: boom: input is bad" in msg
@@ -62,30 +77,64 @@ def test_failure_names_the_cell_then_done_stages_are_skipped(demo):
 
     # fix the failing notebook: the first stage is skipped (its output kept), the second runs
     _notebook(nbs / "02_second.ipynb", "x = 1")
-    second = run_pipeline("smoke", notebooks_dir=nbs, log=lambda *a, **k: None)
+    second = run_pipeline("smoke", **run)
     assert _status(second) == [("01_first.ipynb", "skipped"), ("02_second.ipynb", "ran")]
     assert out.read_text() == "1"
 
     # a declared output removed: that stage reruns; --force reruns everything
     out.unlink()
-    third = run_pipeline("smoke", notebooks_dir=nbs, log=lambda *a, **k: None)
+    third = run_pipeline("smoke", **run)
     assert _status(third) == [("01_first.ipynb", "ran"), ("02_second.ipynb", "skipped")]
-    forced = run_pipeline("smoke", force=True, notebooks_dir=nbs, log=lambda *a, **k: None)
+    forced = run_pipeline("smoke", force=True, **run)
     assert [s for _, s in _status(forced)] == ["ran", "ran"]
     assert out.read_text() == "2"
 
     # editing an earlier notebook invalidates the later ones
     _notebook(nbs / "01_first.ipynb", WRITE.format(name="first") + "\n# edited")
-    edited = run_pipeline("smoke", notebooks_dir=nbs, log=lambda *a, **k: None)
+    edited = run_pipeline("smoke", **run)
     assert [s for _, s in _status(edited)] == ["ran", "ran"]
 
 
 def test_only_and_bad_selection(demo):
-    nbs, _ = demo
+    nbs, _, profiles = demo
     with pytest.raises(ValueError, match="no notebook numbered"):
-        run_pipeline("smoke", only=["07"], notebooks_dir=nbs)
-    with pytest.raises(ValueError, match="valid profiles"):
-        run_pipeline("laptop", notebooks_dir=nbs)
+        run_pipeline("smoke", only=["07"], notebooks_dir=nbs, profiles_dir=profiles)
+    with pytest.raises(ValueError, match="unknown profile 'laptop'; valid profiles: smoke"):
+        run_pipeline("laptop", notebooks_dir=nbs, profiles_dir=profiles)
+
+
+@pytest.mark.parametrize("profile", sorted(p.stem for p in PROFILES.glob("*.yaml")))
+def test_every_profile_key_is_a_parameter_some_notebook_declares(profile):
+    """Each key of the shipped profiles reaches a notebook (the pipeline passes a notebook only the keys its
+    parameters cell declares), and each declared parameter reaches the drivers through notebook_params."""
+    params, declared = check_profile(profile)
+    assert params["profile"] == profile
+    assert sorted(declared) == sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
+    names = set().union(*declared.values())
+    assert set(params) <= names, sorted(set(params) - names)
+    for nb, decl in declared.items():
+        assert decl == pm.inspect_notebook(str(nb))  # papermill's reading of the parameters cell
+        assert set(notebook_params(dict.fromkeys(decl))) == set(decl), nb.name
+
+
+def test_a_key_no_notebook_declares_fails_before_any_notebook_runs(demo):
+    nbs, results, profiles = demo
+    (profiles / "typo.yaml").write_text("profile: typo\nseed: 0\npars_n_trian: 5\nh2h_lods: [1.0]\n")
+    with pytest.raises(ValueError) as err:
+        run_pipeline("typo", notebooks_dir=nbs, profiles_dir=profiles, log=lambda *a, **k: None)
+    msg = str(err.value)
+    assert f"{profiles / 'typo.yaml'} sets h2h_lods, pars_n_trian which no notebook declares" in msg
+    assert "01_first.ipynb" in msg  # where it looked
+    assert not (results / "executed").exists() and not (results / "demo").exists()
+    # --only does not narrow the check: the keys of every notebook count, and an unknown one fails all the same
+    with pytest.raises(ValueError, match="pars_n_trian"):
+        run_pipeline("typo", only=["02"], notebooks_dir=nbs, profiles_dir=profiles, log=lambda *a, **k: None)
+
+    # a declared key that notebook_params would not pass on to the drivers (no profile prefix) fails too
+    _notebook(nbs / "01_first.ipynb", "x = 1", params='profile: str = "x"\nseed: int = 0\ndpi: int = 100')
+    (profiles / "odd.yaml").write_text("profile: odd\nseed: 0\ndpi: 200\n")
+    with pytest.raises(ValueError, match=r"odd\.yaml sets dpi, which notebook_params does not pass on"):
+        check_profile("odd", notebooks_dir=nbs, profiles_dir=profiles)
 
 
 def test_stage_key_follows_parameters_code_and_upstream(tmp_path):

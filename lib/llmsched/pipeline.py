@@ -1,9 +1,13 @@
 """The notebook pipeline behind ./run_all.sh: run notebooks/NN_*.ipynb in order with papermill for a profile.
 
     python -m llmsched.pipeline smoke [--force] [--only 02,06]
+    python -m llmsched.pipeline gpu --check      # only the pre-flight check of the profile's keys
 
 Each notebook is one stage. Its parameters are the profile's values (artifact/profiles/<profile>.yaml), injected
-by papermill into its `parameters` cell; the executed copy goes to results/executed/<profile>/. A stage is
+by papermill into its `parameters` cell; the executed copy goes to results/executed/<profile>/. Before any
+notebook runs, every key of the profile must be a parameter that some notebook's `parameters` cell declares
+(ValueError naming the profile file and the keys otherwise): a notebook receives only the keys it declares, so an
+undeclared key, a typo say, would otherwise be dropped silently. A stage is
 skipped when it ran before with the same notebook source and parameters and every output it declared still
 exists (`declare_outputs`, called by the notebook's last cell, records them in the stage's `.done.json`);
 `--force` reruns every stage. Inside a stage the library reuses what it cached by configuration (collected
@@ -29,6 +33,10 @@ from llmsched.paths import REPO_ROOT, results_dir
 
 MANIFEST_ENV = "LLMSCHED_STAGE_MANIFEST"
 NOTEBOOKS = REPO_ROOT / "notebooks"
+PROFILES = REPO_ROOT / "artifact" / "profiles"
+# the names of profile parameters: notebook_params passes these on to the drivers, and a profile sets no other
+PARAM_NAMES = ("profile", "model", "seed")
+PARAM_PREFIXES = ("serving_", "pars_", "ewsjf_", "h2h_", "report_")
 
 
 class MissingInputError(FileNotFoundError):
@@ -60,13 +68,16 @@ def declare_outputs(paths: Iterable[str | Path]) -> list[str]:
     return out
 
 
+def is_param_name(name: str) -> bool:
+    """Whether `name` names a profile parameter (PARAM_NAMES, or a name starting with one of PARAM_PREFIXES)."""
+    return name in PARAM_NAMES or name.startswith(PARAM_PREFIXES)
+
+
 def notebook_params(namespace: dict[str, Any]) -> dict[str, Any]:
     """The profile parameters among a notebook's globals (after papermill injected them): the keys the
     experiment drivers read, so a notebook passes on exactly what its parameters cell (and the profile) set."""
-    base = {"profile", "model", "seed"}
-    prefixes = ("serving_", "pars_", "ewsjf_", "h2h_", "report_")
     return {k: v for k, v in namespace.items()
-            if (k in base or k.startswith(prefixes)) and isinstance(v, (str, int, float, bool, list, dict, type(None)))}
+            if is_param_name(k) and isinstance(v, (str, int, float, bool, list, dict, type(None)))}
 
 
 def _parameters(notebook: Path) -> dict[str, Any]:
@@ -98,11 +109,61 @@ class StageResult:
     message: str = ""
 
 
-def load_profile_file(profile: str) -> tuple[Path, dict[str, Any]]:
-    from llmsched.stages import load_params
+def load_profile_file(profile: str, profiles_dir: Path = PROFILES) -> tuple[Path, dict[str, Any]]:
+    """The profile's file and its parameters; ValueError listing the valid profiles for an unknown one."""
+    import yaml
 
-    params = load_params(profile)  # ValueError listing valid profiles
-    return REPO_ROOT / "artifact" / "profiles" / f"{profile}.yaml", params
+    path = profiles_dir / f"{profile}.yaml"
+    if not path.exists():
+        valid = sorted(p.stem for p in profiles_dir.glob("*.yaml"))
+        raise ValueError(f"unknown profile {profile!r}; valid profiles: {', '.join(valid)}")
+    params = yaml.safe_load(path.read_text())
+    if not isinstance(params, dict):
+        raise ValueError(f"{_shown(path)} is not a mapping of parameter names to values")
+    return path, params
+
+
+def _shown(path: Path) -> str:
+    """`path` relative to the repository where it lies inside it (artifact/profiles/gpu.yaml)."""
+    return str(path.relative_to(REPO_ROOT)) if path.is_relative_to(REPO_ROOT) else str(path)
+
+
+def check_profile_keys(profile_file: Path, params: dict[str, Any], declared: dict[Path, dict[str, Any]]) -> None:
+    """ValueError naming the profile file and every key of `params` that no notebook declares (`declared`: each
+    notebook's parameters), or that notebook_params would not pass on to the drivers.
+
+    NOTE: no key is exempt, not even one the notebooks only print or use in paths (`profile`): a key that no
+    parameters cell declares never reaches a notebook, so it is a typo or a stage that is not wired.
+    """
+    names = set().union(*declared.values()) if declared else set()
+    unknown = sorted(k for k in params if k not in names)
+    dropped = sorted(k for k in params if k in names and not is_param_name(k))
+    problems = []
+    if unknown:
+        where = ", ".join(nb.name for nb in declared) or "no notebooks"
+        problems.append(f"{_shown(profile_file)} sets {', '.join(unknown)} which no notebook declares (checked the "
+                        f"parameters cells of {where}): declare each in the parameters cell of the notebook that "
+                        "reads it, or remove it from the profile")
+    if dropped:
+        problems.append(f"{_shown(profile_file)} sets {', '.join(dropped)}, which notebook_params does not pass on "
+                        f"to the drivers: profile parameters are {', '.join(PARAM_NAMES)} or start with "
+                        f"{', '.join(PARAM_PREFIXES)}")
+    if problems:
+        raise ValueError("; ".join(problems))
+
+
+def check_profile(profile: str, notebooks_dir: Path = NOTEBOOKS,
+                  profiles_dir: Path = PROFILES) -> tuple[dict[str, Any], dict[Path, dict[str, Any]]]:
+    """The pipeline's pre-flight check, which executes nothing: the profile's parameters and each numbered
+    notebook's declared parameters, after checking that every key of the profile reaches a notebook
+    (check_profile_keys). The keys of all the notebooks count, whichever run_pipeline(only=...) selects."""
+    path, params = load_profile_file(profile, profiles_dir)
+    notebooks = sorted(notebooks_dir.glob("[0-9][0-9]_*.ipynb"))
+    if not notebooks:
+        raise FileNotFoundError(f"no numbered notebooks in {notebooks_dir}")
+    declared = {nb: _parameters(nb) for nb in notebooks}
+    check_profile_keys(path, params, declared)
+    return params, declared
 
 
 def _failure(exc: BaseException, notebook: Path) -> str:
@@ -152,12 +213,12 @@ def run_stage(notebook: Path, profile: str, params: dict[str, Any], out_dir: Pat
 
 
 def run_pipeline(profile: str, force: bool = False, only: Iterable[str] | None = None,
-                 notebooks_dir: Path = NOTEBOOKS, log=print) -> list[StageResult]:
-    """Run every notebook (or those whose number is in `only`) in order; stop at the first failure."""
-    _, params = load_profile_file(profile)
-    notebooks = sorted(notebooks_dir.glob("[0-9][0-9]_*.ipynb"))
-    if not notebooks:
-        raise FileNotFoundError(f"no numbered notebooks in {notebooks_dir}")
+                 notebooks_dir: Path = NOTEBOOKS, log=print, profiles_dir: Path = PROFILES) -> list[StageResult]:
+    """Run every notebook (or those whose number is in `only`) in order; stop at the first failure.
+
+    ValueError before any notebook runs for an unknown profile, a key no notebook declares, or a bad `only`."""
+    params, declared_by = check_profile(profile, notebooks_dir, profiles_dir)
+    notebooks = list(declared_by)
     chosen = set(only) if only else None
     if chosen is not None:
         unknown = chosen - {nb.name[:2] for nb in notebooks}
@@ -170,7 +231,7 @@ def run_pipeline(profile: str, force: bool = False, only: Iterable[str] | None =
         if chosen is not None and nb.name[:2] not in chosen:
             continue
         log(f"== {nb.name} ({profile})", flush=True)
-        declared = _parameters(nb)
+        declared = declared_by[nb]
         unset = sorted(set(declared) - set(params))
         if unset:
             log(f"   the profile does not set {unset}: the notebook's defaults apply", flush=True)
@@ -201,8 +262,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("profile")
     ap.add_argument("--force", action="store_true", help="rerun stages whose outputs exist")
     ap.add_argument("--only", default="", help="comma-separated notebook numbers, e.g. 02,06")
+    ap.add_argument("--check", action="store_true", help="only check that every profile key reaches a notebook")
     args = ap.parse_args(argv)
     try:
+        if args.check:
+            params, declared = check_profile(args.profile)
+            print(f"{_shown(PROFILES / f'{args.profile}.yaml')}: each of its {len(params)} keys is declared by "
+                  f"one of {len(declared)} notebooks")
+            return 0
         results = run_pipeline(args.profile, args.force, [s for s in args.only.split(",") if s] or None)
     except ValueError as exc:
         print(f"run_all: {exc}", file=sys.stderr)
