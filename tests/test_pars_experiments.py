@@ -50,15 +50,17 @@ def test_stages_write_their_tables(smoke):
                                   "pars-backbone-tiny"}
 
     sim = exp.sim()
-    assert set(sim.label) == {"fcfs", "pars", "ltr", "pointwise", "oracle-sjf", "pars-noguard"}
-    assert len(sim) == 6 * 2 and (sim.n_ok == 400).all()
+    assert set(sim.label) == {"fcfs", "pars", "pars-released", "ltr", "pointwise", "oracle-sjf", "pars-noguard"}
+    assert len(sim) == 7 * 2 and (sim.n_ok == 400).all()
     proxy = exp.proxy()
     assert (pd.read_parquet(exp.out / "sim_proxy" / "requests.parquet").source == "sharegpt-reasoning-proxy").all()
-    assert len(proxy) == 12
+    assert len(proxy) == 14
 
     served = exp.serve()
     assert list(served.index) == exp.p["pars_serving_policies"]  # ewsjf among them: the real-engine head-to-head
     assert (served.n_ok == 10).all()
+    released = json.loads((exp.out / "serve" / "pars-released" / "config.json").read_text())["engine"]
+    assert released["policy"] == "pars-released" and released["policy_args"] == {"score_key": "score_pars"}
     ewsjf_args = json.loads((exp.out / "serve" / "ewsjf" / "config.json").read_text())["engine"]["policy_args"]
     assert len(ewsjf_args["sample"]) == 10 and ewsjf_args["profile"] == exp.p["pars_agreement_profile"]
 

@@ -37,8 +37,9 @@ def test_score_workload_puts_each_ranker_in_its_own_hint():
 
 def test_ranker_policies_specs():
     specs = ranker_policies(["pars", "ltr"], starvation_limit=50)
-    assert list(specs) == ["fcfs", "pars", "ltr", "oracle-sjf"]
+    assert list(specs) == ["fcfs", "pars", "pars-released", "ltr", "oracle-sjf"]
     assert specs["ltr"] == ("pars", {"score_key": "score_ltr", "starvation_limit": 50})
+    assert specs["pars-released"] == ("pars-released", {"score_key": "score_pars"})  # PARS as its authors run it
     assert list(ranker_policies(["x"], baselines=False)) == ["x"]
 
 

@@ -55,7 +55,9 @@ def score_workload(
 def ranker_policies(
     labels: Sequence[str], starvation_limit: int | None = None, baselines: bool = True
 ) -> dict[str, tuple[str, dict[str, Any]]]:
-    """Policy specs label -> (policy, args): FCFS, one score-SJF per ranker label, oracle SJF.
+    """Policy specs label -> (policy, args): FCFS, one score-SJF per ranker label, oracle SJF; with the "pars"
+    ranker also "pars-released", PARS as its authors run it (its score as vLLM request priority, vLLM's priority
+    scheduler: llmsched.policies.priority).
 
     Rankers run as the "pars" policy class reading their own score hint; `starvation_limit` applies to all of
     them alike (None: no guard, as in the paper).
@@ -63,6 +65,8 @@ def ranker_policies(
     specs: dict[str, tuple[str, dict[str, Any]]] = {"fcfs": ("fcfs", {})} if baselines else {}
     for label in labels:
         specs[label] = ("pars", {"score_key": score_key(label), "starvation_limit": starvation_limit})
+        if label == "pars":
+            specs["pars-released"] = ("pars-released", {"score_key": score_key(label)})
     if baselines:
         specs["oracle-sjf"] = ("oracle-sjf", {})
     return specs
