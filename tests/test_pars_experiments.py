@@ -62,7 +62,9 @@ def test_stages_write_their_tables(smoke):
     released = json.loads((exp.out / "serve" / "pars-released" / "config.json").read_text())["engine"]
     assert released["policy"] == "pars-released" and released["policy_args"] == {"score_key": "score_pars"}
     ewsjf_args = json.loads((exp.out / "serve" / "ewsjf" / "config.json").read_text())["engine"]["policy_args"]
-    assert len(ewsjf_args["sample"]) == 10 and ewsjf_args["profile"] == exp.p["pars_agreement_profile"]
+    # EWSJF's queues are learned from prompts the engine does not serve: the training split's
+    assert ewsjf_args["sample"] == [r.prompt_tokens for r in exp.split().train[:10]]
+    assert ewsjf_args["profile"] == exp.p["pars_agreement_profile"]
 
     agreement = exp.agreement()  # the same runs replayed in the simulator
     assert sorted(agreement.index.get_level_values("policy")) == sorted(served.index)
@@ -74,6 +76,20 @@ def test_stages_write_their_tables(smoke):
     assert len(table) == 40 and set(table.split) == {"train", "test"}
     assert table.model_tokens.ge(0).all() and table.truncated_share.between(0, 1).all()
     assert (exp.out / "lengths.parquet").exists()
+
+
+def test_head_to_head_learns_ewsjf_queues_apart_from_the_evaluated_requests(smoke):
+    from llmsched.headtohead import HeadToHead
+
+    exp, _ = smoke
+    h2h = HeadToHead(exp.p, out_root=exp.out / "h2h", pars_root=exp.out)
+    split = exp.split()
+    assert not {r.request_id for r in split.train} & {r.request_id for r in split.test}
+    sample, where = h2h.partition_sample("sharegpt")  # the sweep serves the test split
+    assert sample == [r.prompt_tokens for r in split.train[: exp.p["ewsjf_sample_n"]]] and "training" in where
+    mixed, where = h2h.partition_sample("mixed")
+    assert len(mixed) == exp.p["ewsjf_sample_n"] and f"seed {exp.p['seed'] + 1000}" in where
+    assert h2h.policies("mixed")["ewsjf"][1]["sample"] == [float(x) for x in mixed]
 
 
 def test_serving_policy_list_is_checked(smoke):

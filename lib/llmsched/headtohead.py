@@ -8,15 +8,18 @@ Workloads, in the simulator with the PARS profile's step-time model (`pars_sim_p
     mixed     EWSJF's bimodal 100-2000 prompt mix cut from real ShareGPT text with outputs of 1-100 tokens
               (EWSJF's setting), `h2h_mixed_n` requests, scored by the same rankers; its outputs are synthetic
               and unrelated to the text, so a ranker can only help through what the text says of its length
-Policies: FCFS, PARS and LTR (SJF on their scores, the profile's starvation guard), EWSJF (queues learned from
-the workload's first `ewsjf_sample_n` prompt lengths, C_prefill from the same step-time model), the authors'
-released EWSJF, prompt-length SJF and oracle SJF. Loads are `h2h_loads` × the workload's saturation throughput.
+Policies: FCFS, PARS and LTR (SJF on their scores, the profile's starvation guard), PARS as released (vLLM's
+priority scheduler), EWSJF (queues learned from `ewsjf_sample_n` prompt lengths of a draw the sweep never serves:
+the training split's prompts for sharegpt, a mixed draw with seed + TUNE_SEED_OFFSET for mixed; C_prefill from
+the same step-time model), the authors' released EWSJF, prompt-length SJF and oracle SJF. Loads are `h2h_loads`
+× the workload's saturation throughput.
 Outputs under results/headtohead/<profile>/<workload>/: the rate sweep's summary.parquet, requests.parquet and
 sweep.json. The real-engine head-to-head is ParsExperiments.serve with `pars_serving_ewsjf: true`.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 from pathlib import Path
@@ -55,14 +58,26 @@ class HeadToHead:
             return self.pars.scored_test(reqs)
         raise ValueError(f"unknown workload {name!r}; valid: {', '.join(WORKLOADS)}")
 
-    def policies(self, requests: list[Any]) -> dict[str, tuple[str, dict[str, Any]]]:
+    def partition_sample(self, name: str) -> tuple[list[int], str]:
+        """Prompt lengths EWSJF learns its queues from, drawn apart from the evaluated requests, and where from."""
+        n = self.p["ewsjf_sample_n"]
+        if name == "sharegpt":
+            return [r.prompt_tokens for r in self.pars.split().train[:n]], "the training split's prompts"
+        if name == "mixed":
+            from llmsched.policies.ewsjf.experiments import TUNE_SEED_OFFSET, mixed_lengths_workload
+
+            seed = int(self.p["seed"]) + TUNE_SEED_OFFSET
+            return ([r.prompt_tokens for r in mixed_lengths_workload("100-2000", n, seed)],
+                    f"a bimodal 100-2000 length draw with seed {seed}")
+        raise ValueError(f"unknown workload {name!r}; valid: {', '.join(WORKLOADS)}")
+
+    def policies(self, name: str) -> dict[str, tuple[str, dict[str, Any]]]:
         from llmsched.policies.ewsjf.experiments import ewsjf_specs
         from llmsched.predictors.scheduling import ranker_policies
 
         specs = ranker_policies(["pars", "ltr"], starvation_limit=self.p["pars_starvation_limit"])
         oracle = specs.pop("oracle-sjf")
-        specs |= ewsjf_specs([r.prompt_tokens for r in requests[: self.p["ewsjf_sample_n"]]],
-                             self.p["pars_sim_profile"], self.p["ewsjf_max_queues"])
+        specs |= ewsjf_specs(self.partition_sample(name)[0], self.p["pars_sim_profile"], self.p["ewsjf_max_queues"])
         specs["prompt-sjf"] = ("prompt-sjf", {})
         specs["oracle-sjf"] = oracle
         return specs
@@ -79,8 +94,11 @@ class HeadToHead:
             cap = saturation_throughput(reqs, config, prof.step_time)
             rates = [cap * f for f in self.p["h2h_loads"]]
             logger.info("head-to-head %s: %d requests, saturation %.2f req/s", name, len(reqs), cap)
-            table = rate_sweep(reqs, rates, self.policies(reqs), config, prof.step_time, seed=self.p["seed"],
+            table = rate_sweep(reqs, rates, self.policies(name), config, prof.step_time, seed=self.p["seed"],
                                capacity=cap, out_dir=self.out / name)
+            (self.out / name / "data.json").write_text(json.dumps({
+                "evaluated": f"{len(reqs)} requests (workload {name!r}, seed {self.p['seed']})",
+                "ewsjf_partition_sample": self.partition_sample(name)[1]}, indent=2) + "\n")
             tables.append(table.assign(workload=name))
         return pd.concat(tables, ignore_index=True)
 

@@ -18,8 +18,8 @@ from llmsched.analysis.metrics import per_request
 LATENCY = {"e2e_mean": "mean E2E (s)", "normalized_latency_mean": "mean normalized latency (s/token)",
            "ttft_mean": "mean TTFT (s)"}
 # A fixed colour per policy label across every figure.
-ORDER = ["fcfs", "prompt-sjf", "pars", "pars-noguard", "pars-released", "ltr", "pointwise", "ewsjf", "ewsjf-tuned", "ewsjf-online",
-         "ewsjf-released", "ewsjf-norefine", "ewsjf-nobubbles", "oracle-sjf"]
+ORDER = ["fcfs", "prompt-sjf", "pars", "pars-noguard", "pars-released", "ltr", "pointwise", "ewsjf", "ewsjf-tuned",
+         "ewsjf-online", "ewsjf-released", "ewsjf-norefine", "ewsjf-nobubbles", "oracle-sjf"]
 _PALETTE = dict(zip(ORDER, sns.color_palette("tab20", len(ORDER)), strict=True))
 
 

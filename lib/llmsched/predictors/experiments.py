@@ -181,11 +181,13 @@ class ParsExperiments:
         reqs = assign_arrivals(reqs, times)
         specs = ranker_policies(list(RANKERS), starvation_limit=self.p["pars_starvation_limit"])
         if self.p.get("pars_serving_ewsjf"):
-            # EWSJF on the same workload: queues learned from the workload's prompt lengths, C_prefill from the
-            # engine's calibrated step-time profile (the head-to-head on the real engine)
+            # EWSJF on the same workload: queues learned from prompt lengths the engine never serves (the training
+            # split's, as many as served), C_prefill from the engine's calibrated step-time profile (the
+            # head-to-head on the real engine)
             from llmsched.policies.ewsjf.experiments import ewsjf_specs
 
-            specs["ewsjf"] = ewsjf_specs([r.prompt_tokens for r in reqs], self.p["pars_agreement_profile"],
+            sample = [r.prompt_tokens for r in self.split().train[: len(reqs)]]
+            specs["ewsjf"] = ewsjf_specs(sample, self.p["pars_agreement_profile"],
                                          self.p.get("ewsjf_max_queues", 8))["ewsjf"]
         specs = select_policies(specs, self.p.get("pars_serving_policies"))
         engine = self.engine(max_num_seqs=self.p["serving_max_num_seqs"])
