@@ -91,6 +91,8 @@ def test_scheduler_finishes_requests_in_every_state(sched_model, policy: str, ca
     short = [make(f"w{i}", SHORT_PROMPT, SHORT_OUT) for i in range(3)]
     bad = None
     if case == "grammar-error":
+        # no structured-output backend here: the compile result is what the engine core's manager stores when
+        # compiling fails (a Future holding the exception); the scheduler finds it when it peeks the request
         bad = make("bad-grammar", SHORT_PROMPT, SHORT_OUT,
                    structured_outputs=StructuredOutputsParams(json={"type": "object"}))
         bad.structured_output_request.grammar = failed_grammar()
