@@ -177,19 +177,26 @@ def test_optimizer_improves_over_its_first_trial_and_resumes(tmp_path):
     assert len(more) == 30 and more.value.iloc[:25].tolist() == hist.value.tolist()
 
 
-def test_simulator_objective_and_online_tuner():
-    from llmsched.policies.ewsjf.meta import OnlineTuner, SimObjective, balance, compactness
-    from llmsched.sim import load_profile, simulate
+def _bimodal_sim_workload():
+    """300 requests, 70 % short (100-300) / 30 % long (1500-2000) prompts, Poisson 40 req/s, on the A100 profile."""
+    from llmsched.sim import load_profile
     from llmsched.workload import Request, assign_arrivals, make_arrivals
 
-    assert balance([5, 5, 5]) == pytest.approx(1.0) and balance([10]) == 1.0
-    assert compactness(refine_and_prune([100.0] * 10)) == 1.0
     prof = load_profile("a100-80gb_llama-2-13b")
     rng = np.random.default_rng(0)
     prompts = np.where(rng.random(300) < 0.7, rng.integers(100, 300, 300), rng.integers(1500, 2000, 300))
     reqs = assign_arrivals([Request(f"r{i}", "", int(p), 50) for i, p in enumerate(prompts)],
                            make_arrivals("poisson", 300, 40.0, seed=0))
-    config = prof.sim_config(max_num_seqs=64)
+    return prof, reqs, prof.sim_config(max_num_seqs=64)
+
+
+def test_simulator_objective_and_online_tuner():
+    from llmsched.policies.ewsjf.meta import OnlineTuner, SimObjective, balance, compactness
+    from llmsched.sim import simulate
+
+    assert balance([5, 5, 5]) == pytest.approx(1.0) and balance([10]) == 1.0
+    assert compactness(refine_and_prune([100.0] * 10)) == 1.0
+    prof, reqs, config = _bimodal_sim_workload()
     obj = SimObjective(reqs, config, prof.step_time, {"max_queues": 6, "profile": "a100-80gb_llama-2-13b"})
     value, terms = obj(EWSJFParams())
     assert math.isfinite(value) and 0 <= terms["C"] <= 1 and terms["U"] > 0
@@ -268,15 +275,9 @@ def test_alpha_change_repartitions_the_live_queues_on_the_arrival_window():
 
 def test_online_tuning_in_the_simulator_changes_decisions():
     from llmsched.policies.ewsjf.meta import OnlineTuner
-    from llmsched.sim import load_profile, simulate
-    from llmsched.workload import Request, assign_arrivals, make_arrivals
+    from llmsched.sim import simulate
 
-    prof = load_profile("a100-80gb_llama-2-13b")
-    rng = np.random.default_rng(0)
-    prompts = np.where(rng.random(300) < 0.7, rng.integers(100, 300, 300), rng.integers(1500, 2000, 300))
-    reqs = assign_arrivals([Request(f"r{i}", "", int(p), 50) for i, p in enumerate(prompts)],
-                           make_arrivals("poisson", 300, 40.0, seed=0))
-    config = prof.sim_config(max_num_seqs=64)
+    prof, reqs, config = _bimodal_sim_workload()
     args = {"sample": [float(r.prompt_tokens) for r in reqs[:50]], "profile": "a100-80gb_llama-2-13b"}
     fixed = simulate(reqs, config, prof.step_time, EWSJFQueue(**args))
     tuner = OnlineTuner(every_s=2.0, seed=0)
