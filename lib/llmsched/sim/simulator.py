@@ -438,6 +438,7 @@ class Simulator:
             # --- 2. WAITING requests, in the policy's order (only if nobody was preempted) ---------------
             admitted = 0
             if not preempted:
+                # NOTE: _head_fits repeats this loop's first test for the batched decode path; change both together
                 while budget > 0 and n < max_seqs and len(queue):
                     req = queue.peek_request()
                     ntok = req.num_tokens
