@@ -191,18 +191,19 @@ def _bimodal_sim_workload():
 
 
 def test_simulator_objective_and_online_tuner():
-    from llmsched.policies.ewsjf.meta import OnlineTuner, SimObjective, balance, compactness
+    from llmsched.experiments.ewsjf import SimObjective
+    from llmsched.policies.ewsjf.meta import OnlineTuner, balance, compactness
     from llmsched.sim import simulate
 
     assert balance([5, 5, 5]) == pytest.approx(1.0) and balance([10]) == 1.0
     assert compactness(refine_and_prune([100.0] * 10)) == 1.0
     prof, reqs, config = _bimodal_sim_workload()
-    obj = SimObjective(reqs, config, prof.step_time, {"max_queues": 6, "profile": "a100-80gb_llama-2-13b"})
+    obj = SimObjective(reqs, config, prof.step_time, {"max_queues": 6, "steptime": "a100-80gb_llama-2-13b"})
     value, terms = obj(EWSJFParams())
     assert math.isfinite(value) and 0 <= terms["C"] <= 1 and terms["U"] > 0
     tuner = OnlineTuner(every_s=2.0, seed=0)
     res = simulate(reqs, config, prof.step_time, make_policy(
-        "ewsjf", sample=[r.prompt_tokens for r in reqs[:50]], profile="a100-80gb_llama-2-13b", tuner=tuner))
+        "ewsjf", sample=[r.prompt_tokens for r in reqs[:50]], steptime="a100-80gb_llama-2-13b", tuner=tuner))
     assert (res.frame.status == "ok").all()
     assert len(tuner.log) >= 2 and len({row["b_u"] for row in tuner.log}) >= 2, "parameters re-tuned online"
 
@@ -278,7 +279,7 @@ def test_online_tuning_in_the_simulator_changes_decisions():
     from llmsched.sim import simulate
 
     prof, reqs, config = _bimodal_sim_workload()
-    args = {"sample": [float(r.prompt_tokens) for r in reqs[:50]], "profile": "a100-80gb_llama-2-13b"}
+    args = {"sample": [float(r.prompt_tokens) for r in reqs[:50]], "steptime": "a100-80gb_llama-2-13b"}
     fixed = simulate(reqs, config, prof.step_time, EWSJFQueue(**args))
     tuner = OnlineTuner(every_s=2.0, seed=0)
     live = EWSJFQueue(**args, tuner=tuner)
@@ -304,7 +305,7 @@ def test_ewsjf_runs_unchanged_in_the_vllm_plugin(tiny_model):
     # long prompts arrive first, short ones after: EWSJF serves the short queue first once the blocker is done
     queued = [Request(f"long{i}", word * 300, 0, 8, arrival_time=0.02 + 0.01 * i) for i in range(3)]
     queued += [Request(f"short{i}", word * 5, 0, 8, arrival_time=0.06 + 0.01 * i) for i in range(3)]
-    args = {"bounds": [[0, 50], [200, 2000]], "profile": "cpu-gemma-3-270m", "bubbles": False}
+    args = {"bounds": [[0, 50], [200, 2000]], "steptime": "cpu-gemma-3-270m", "bubbles": False}
     with EngineRunner(EngineConfig(model=tiny_model, policy="ewsjf", policy_args=args, max_num_seqs=1)) as runner:
         df = runner.run([blocker, *queued], RunConfig(progress=False))
     assert (df.status == "ok").all()

@@ -7,8 +7,8 @@ import json
 import pandas as pd
 import pytest
 
-from llmsched.policies.ewsjf.experiments import TUNE_SEED_OFFSET, EWSJFExperiments, mixed_lengths_workload
-from llmsched.stages import load_params
+from llmsched.experiments.ewsjf import TUNE_SEED_OFFSET, EWSJFExperiments, mixed_lengths_workload
+from llmsched.experiments.stages import load_params
 
 
 def _lengths(preset: str, n: int, seed: int) -> list[float]:

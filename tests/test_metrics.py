@@ -13,7 +13,7 @@ from llmsched.analysis.metrics import (
     summarize,
     summary_frame,
 )
-from llmsched.serving.records import RequestRecord, records_to_frame
+from llmsched.records import RequestRecord, records_to_frame
 
 NAN = math.nan
 

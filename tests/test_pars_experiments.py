@@ -7,8 +7,8 @@ import json
 import pandas as pd
 import pytest
 
-from llmsched.predictors.experiments import ParsExperiments, main
-from llmsched.stages import load_params
+from llmsched.experiments.pars import ParsExperiments, main
+from llmsched.experiments.stages import load_params
 
 pytestmark = pytest.mark.vllm
 
@@ -79,7 +79,7 @@ def test_stages_write_their_tables(smoke):
 
 
 def test_head_to_head_learns_ewsjf_queues_apart_from_the_evaluated_requests(smoke):
-    from llmsched.headtohead import HeadToHead
+    from llmsched.experiments.headtohead import HeadToHead
 
     exp, _ = smoke
     h2h = HeadToHead(exp.p, out_root=exp.out / "h2h", pars_root=exp.out)

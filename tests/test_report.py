@@ -7,9 +7,9 @@ import pytest
 
 from llmsched.analysis import figures
 from llmsched.analysis.claims import backbone_verdict
-from llmsched.analysis.report import README_BEGIN, README_END, Report, fill_section
+from llmsched.experiments.report import README_BEGIN, README_END, Report, fill_section
+from llmsched.experiments.stages import load_params
 from llmsched.pipeline import MissingInputError
-from llmsched.stages import load_params
 
 
 def test_report_names_the_first_missing_input_and_its_notebook(tmp_path):

@@ -11,7 +11,7 @@ import pytest
 
 from llmsched.analysis.metrics import summarize
 from llmsched.policies import RequestView, make_policy
-from llmsched.serving.records import COLUMNS, records_to_frame
+from llmsched.records import COLUMNS, records_to_frame
 from llmsched.sim import LinearStepTime, SimConfig, Simulator, sim_request_view, simulate
 from llmsched.workload.request import Request
 
@@ -321,7 +321,7 @@ def _mixed(seed: int, n: int, rate: float) -> list[Request]:
 
 EWSJF_CASES = {
     "ewsjf-max-wait-bubbles": ("ewsjf", {"bounds": [[1, 30], [280, 400]], "max_wait_s": 0.05, "bubble_ttl": 3,
-                                         "profile": "a100-80gb_llama-2-13b"}),
+                                         "steptime": "a100-80gb_llama-2-13b"}),
     "ewsjf-released": ("ewsjf-released", {"bounds": [[1, 30], [100, 160], [280, 400]]}),
 }
 

@@ -10,10 +10,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from llmsched.serving.records import COLUMNS
+from llmsched.records import COLUMNS
+from llmsched.serving.calibrate import calibration_plan
 from llmsched.sim import LinearStepTime, load_profile, simulate
-from llmsched.sim.calibrate import build_profile, calibration_plan, fit_step_time, predict, step_kind
 from llmsched.sim.validate import compare_runs, comparison_table, format_table, relative_error, write_table
+from llmsched.steptime.fit import build_profile, fit_step_time, predict, step_kind
 
 TRUE = LinearStepTime(c0=0.012, c_prefill=2.0e-4, c_decode=4.0e-3, c_kv=1.5e-6)
 LIMITS = {"num_blocks": 3000, "block_size": 16, "max_num_seqs": 16, "max_num_batched_tokens": 2048,
@@ -154,7 +155,7 @@ def test_relative_errors_on_hand_made_frames(tmp_path) -> None:
 
 @pytest.mark.vllm
 def test_calibration_smoke_on_tiny_model(tiny_model, tmp_path) -> None:
-    from llmsched.sim.calibrate import calibrate
+    from llmsched.serving.calibrate import calibrate
 
     out = tmp_path / "cpu-tiny.json"
     path, data = calibrate(tiny_model, out, steps_dir=tmp_path / "steps", quick=True, kv_cache_gib=1,

@@ -17,7 +17,7 @@ from llmsched.sim import (
     simulate,
     step_time_from_dict,
 )
-from llmsched.sim.profiles import GIB, SHIPPED, profile_name
+from llmsched.steptime.profiles import GIB, SHIPPED, profile_name
 from llmsched.workload.request import Request
 
 SHIPPED_NAMES = [profile_name(g, m, tp) for g, m, tp in SHIPPED]

@@ -8,8 +8,8 @@ import math
 import pandas as pd
 import pytest
 
+from llmsched.records import read_run
 from llmsched.serving.engine import EngineConfig
-from llmsched.serving.records import read_run
 from llmsched.serving.runner import EngineRunner, RunConfig
 from llmsched.workload.request import Request
 

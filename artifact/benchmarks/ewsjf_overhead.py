@@ -17,7 +17,7 @@ import numpy as np
 
 
 def main() -> None:
-    from llmsched.policies.cost import admission_cost, equal_width_bounds
+    from llmsched.experiments.policy_cost import admission_cost, equal_width_bounds
     from llmsched.policies.ewsjf import refine_and_prune
     from llmsched.workload.mixed import MixedConfig, draw_prompt_lengths
 
@@ -31,7 +31,7 @@ def main() -> None:
     rng = np.random.default_rng(0)
     bounds = equal_width_bounds(args.queues)
     for name in ("ewsjf", "ewsjf-released"):
-        extra = {"profile": "a100-80gb_llama-2-13b", "bubbles": False} if name == "ewsjf" else {}
+        extra = {"steptime": "a100-80gb_llama-2-13b", "bubbles": False} if name == "ewsjf" else {}
         cost = admission_cost(name, args.waiting, args.admissions, per_step=args.per_step, bounds=bounds,
                               max_queues=args.queues, **extra)
         print(f"{name:>15}: {cost['us_per_admission']:6.2f} us/admission ({args.waiting} waiting, "

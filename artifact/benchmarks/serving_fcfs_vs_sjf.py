@@ -18,9 +18,9 @@ import pandas as pd
 from llmsched.analysis.metrics import per_request
 from llmsched.models import model_path
 from llmsched.paths import results_dir
+from llmsched.records import read_run
 from llmsched.serving.engine import EngineConfig, config_hash
 from llmsched.serving.experiment import compare_policies, sharegpt_workload
-from llmsched.serving.records import read_run
 from llmsched.serving.runner import RunConfig
 
 SHOWN = ["n_ok", "e2e_mean", "normalized_latency_mean", "ttft_mean", "e2e_p90", "request_throughput",

@@ -8,7 +8,7 @@ Each case "RATE:N" is a ShareGPT workload (experiment.sharegpt_workload with the
 prompt/output caps) served by the real engine through compare_policies (runs whose results exist for the same
 config are reused: a matching folder of artifact/benchmarks/serving_fcfs_vs_sjf.py in
 results/benchmarks/serving_fcfs_vs_sjf/<hash>/ first, else results/validation/real/<hash>/, where new runs also
-record their engine steps), then simulated with the calibrated profile (`python -m llmsched.sim calibrate`) on
+record their engine steps), then simulated with the calibrated profile (`python -m llmsched.serving.calibrate`) on
 the very same arrival times. Writes results/validation/<hash>/comparison.csv and .md (real, sim and relative
 error (sim - real) / real of mean E2E, mean TTFT, p90 E2E, output-token throughput, mean normalized latency),
 the simulated runs, and prints the table, the step-level check and the SJF-vs-FCFS comparison.

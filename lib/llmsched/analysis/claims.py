@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 if TYPE_CHECKING:
-    from llmsched.analysis.report import Report
+    from llmsched.experiments.report import Report
 
 
 @dataclass

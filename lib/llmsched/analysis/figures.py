@@ -1,6 +1,6 @@
 """The artifact's figures: each function takes result tables (as the stages write them) and returns a figure.
 
-Notebooks 01–05 show them inline; notebook 06 (llmsched.analysis.report) saves every one as PNG and PDF.
+Notebooks 01–05 show them inline; notebook 06 (llmsched.experiments.report) saves every one as PNG and PDF.
 Column names are those of the stage outputs described in results/README.md.
 """
 

@@ -1,4 +1,4 @@
-"""Latency, throughput and SLO metrics over per-request records (schema: `llmsched.serving.records`).
+"""Latency, throughput and SLO metrics over per-request records (schema: `llmsched.records`).
 
 Per request (only status == "ok" rows get values; every other row is NaN):
     ttft                = first_token - arrival
@@ -32,7 +32,7 @@ from dataclasses import dataclass, fields
 import numpy as np
 import pandas as pd
 
-from llmsched.serving.records import FAILED, OK, REJECTED, STATUSES, TIMEOUT
+from llmsched.records import FAILED, OK, REJECTED, STATUSES, TIMEOUT
 
 REQUIRED_COLUMNS = (
     "status",

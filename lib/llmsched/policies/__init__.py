@@ -3,7 +3,7 @@
 from llmsched.policies.base import PolicyQueue, RequestView, identity_view
 from llmsched.policies.fcfs import FCFSQueue
 from llmsched.policies.priority import PARSReleasedQueue, VLLMPriorityQueue, scores_to_priorities
-from llmsched.policies.registry import POLICIES, make_policy
+from llmsched.policies.registry import POLICIES, PolicySpec, make_policy, policy_class
 from llmsched.policies.sjf import OracleSJFQueue, PARSQueue, PromptLengthSJFQueue, ScoreSJFQueue
 
 __all__ = [
@@ -13,11 +13,13 @@ __all__ = [
     "PARSReleasedQueue",
     "PARSQueue",
     "PolicyQueue",
+    "PolicySpec",
     "PromptLengthSJFQueue",
     "RequestView",
     "ScoreSJFQueue",
     "VLLMPriorityQueue",
     "identity_view",
     "make_policy",
+    "policy_class",
     "scores_to_priorities",
 ]

@@ -75,6 +75,17 @@ class PolicyQueue(ABC, Generic[T]):
         self.view = view
         self.stats: dict[str, int] = {}
 
+    @classmethod
+    def resolve_args(cls, args: Mapping[str, Any]) -> dict[str, Any]:
+        """Constructor arguments from the JSON-able ones a profile or the plug-in's config gives (e.g. a
+        step-time profile name becomes the model object). Called once, when a PolicySpec is made."""
+        return dict(args)
+
+    @classmethod
+    def json_args(cls, args: Mapping[str, Any]) -> dict[str, Any]:
+        """The inverse of resolve_args: arguments that survive JSON (the plug-in's config to the engine)."""
+        return dict(args)
+
     def _count(self, key: str) -> None:
         self.stats[key] = self.stats.get(key, 0) + 1
 

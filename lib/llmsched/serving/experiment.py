@@ -22,8 +22,8 @@ import pandas as pd
 
 from llmsched.analysis.metrics import SLO, compare
 from llmsched.analysis.tables import to_markdown
+from llmsched.records import read_run
 from llmsched.serving.engine import EngineConfig, config_hash, json_key
-from llmsched.serving.records import read_run
 from llmsched.serving.runner import EngineRunner, RunConfig
 from llmsched.workload import (
     Request,

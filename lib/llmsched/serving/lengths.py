@@ -34,8 +34,8 @@ from typing import Any
 import pandas as pd
 
 from llmsched.paths import results_dir
+from llmsched.records import OK
 from llmsched.serving.engine import EngineConfig, config_hash, json_key
-from llmsched.serving.records import OK
 from llmsched.serving.runner import EngineRunner, RunConfig
 from llmsched.workload.request import Request
 

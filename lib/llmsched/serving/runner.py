@@ -26,8 +26,8 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from llmsched.policies.base import RequestView
+from llmsched.records import FAILED, OK, REJECTED, TIMEOUT, RequestRecord, records_to_frame, write_run
 from llmsched.serving.engine import EngineConfig, build_llm
-from llmsched.serving.records import FAILED, OK, REJECTED, TIMEOUT, RequestRecord, records_to_frame, write_run
 from llmsched.serving.steps import StepRecorder
 from llmsched.workload.request import Request
 
@@ -134,7 +134,7 @@ class EngineRunner:
         )
 
     def run(self, requests: list[Request], run: RunConfig | None = None, out_dir: str | Path | None = None):
-        """Replay `requests`; returns the per-request DataFrame (llmsched.serving.records schema).
+        """Replay `requests`; returns the per-request DataFrame (llmsched.records schema).
 
         With `out_dir`, writes requests.parquet and config.json (engine + run config + workload summary).
         """

@@ -9,7 +9,7 @@ a request scheduling exactly one token after its first output token, as in the s
 from its schedule() entry to the next step's: the serving loop's host work is inside it.
 
 Used by the serving runner (`RunConfig(record_steps=True)` writes steps.parquet beside requests.parquet) and by
-the simulator's calibration (llmsched.sim.calibrate).
+the simulator's calibration (llmsched.serving.calibrate).
 """
 
 from __future__ import annotations

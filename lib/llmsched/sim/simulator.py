@@ -62,9 +62,9 @@ import numpy as np
 import pandas as pd
 
 from llmsched.policies import PolicyQueue, RequestView, make_policy
-from llmsched.serving.records import COLUMNS, OK, RequestRecord, records_to_frame, write_run
-from llmsched.sim.config import SimConfig
-from llmsched.sim.steptime import StepTimeModel
+from llmsched.records import COLUMNS, OK, RequestRecord, records_to_frame, write_run
+from llmsched.steptime.limits import SimConfig
+from llmsched.steptime.models import StepTimeModel
 
 STEP_COLUMNS = [
     "step",  # index of the engine step (0-based)
@@ -124,7 +124,7 @@ class SimResult:
     """What a simulation produced.
 
     records  one RequestRecord per request, ordered by (arrival, request_id) like the serving runner
-    frame    the same as a DataFrame (llmsched.serving.records schema)
+    frame    the same as a DataFrame (llmsched.records schema)
     steps    per-step trace (STEP_COLUMNS) when run with trace_steps=True, else None
     stats    run-level counters: num_steps, num_iterations (loop iterations, < num_steps when decode steps
              were batched), num_preemptions, end_time, max_running, kv_blocks_used_end, policy_stats
@@ -138,7 +138,7 @@ class SimResult:
     config: dict[str, Any] = field(default_factory=dict)
 
     def write(self, out_dir: str | Path) -> Path:
-        """requests.parquet + config.json in out_dir (`llmsched.serving.records.write_run`)."""
+        """requests.parquet + config.json in out_dir (`llmsched.records.write_run`)."""
         return write_run(out_dir, self.records, {**self.config, "stats": self.stats})
 
 

@@ -24,9 +24,9 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from llmsched.analysis.metrics import summarize
-from llmsched.sim.config import SimConfig
 from llmsched.sim.simulator import simulate
-from llmsched.sim.steptime import StepTimeModel
+from llmsched.steptime.limits import SimConfig
+from llmsched.steptime.models import StepTimeModel
 from llmsched.workload import Request, assign_arrivals, make_arrivals
 
 logger = logging.getLogger(__name__)

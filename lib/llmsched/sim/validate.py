@@ -28,10 +28,10 @@ import pandas as pd
 
 from llmsched.analysis.metrics import summarize
 from llmsched.analysis.tables import to_markdown
-from llmsched.serving.records import OK, read_run
-from llmsched.sim.calibrate import fit_step_time, predict, step_kind
-from llmsched.sim.profiles import Profile
+from llmsched.records import OK, read_run
 from llmsched.sim.simulator import SimResult, simulate
+from llmsched.steptime.fit import fit_step_time, predict, step_kind
+from llmsched.steptime.profiles import Profile
 from llmsched.workload.io import load_workload
 from llmsched.workload.request import Request
 

@@ -22,8 +22,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -123,46 +122,6 @@ def optimize(objective: Callable[[EWSJFParams], float | tuple[float, dict[str, f
         study.optimize(run, n_trials=n_trials - done)
     best = EWSJFParams(**{k: study.best_params[k] for k in SPACE})
     return best, history(study)
-
-
-@dataclass
-class SimObjective:
-    """The offline objective: simulate `requests` under EWSJF with trial parameters (see the module docstring).
-
-    base_args are further EWSJFQueue arguments (e.g. max_queues, profile, max_wait_s); the FCFS reference TTFT
-    is simulated once.
-    """
-
-    requests: list[Any]
-    config: Any
-    step_time: Any
-    base_args: Mapping[str, Any]
-    lambdas: Sequence[float] = LAMBDAS
-
-    def __post_init__(self) -> None:
-        from llmsched.analysis.metrics import summarize
-        from llmsched.sim import simulate
-
-        self._summarize, self._simulate = summarize, simulate
-        self.sample = [float(r.prompt_tokens) for r in self.requests]
-        self.fcfs_ttft = float(summarize(simulate(self.requests, self.config, self.step_time, "fcfs").frame)
-                               ["ttft_mean"])
-
-    def __call__(self, params: EWSJFParams) -> tuple[float, dict[str, float]]:
-        from llmsched.policies.ewsjf.partition import refine_and_prune
-
-        max_q = int(self.base_args.get("max_queues", 8))
-        try:
-            part = refine_and_prune(self.sample, alpha=params.alpha, max_queues=max_q)
-        except ValueError:
-            part = Partition.single(self.sample)
-        args = {**self.base_args, "sample": self.sample, "params": params.to_dict()}
-        res = self._simulate(self.requests, self.config, self.step_time, "ewsjf", policy_args=args)
-        ttft = float(self._summarize(res.frame)["ttft_mean"])
-        terms = {"C": compactness(part), "L": balance([s.count for s in part.stats]), "S": len(part) / max_q,
-                 "U": ttft / self.fcfs_ttft if self.fcfs_ttft > 0 else math.nan, "ttft_mean": ttft,
-                 "n_queues": len(part)}
-        return reward(terms["C"], terms["L"], terms["S"], terms["U"], self.lambdas), terms
 
 
 class OnlineTuner:

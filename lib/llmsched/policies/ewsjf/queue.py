@@ -35,16 +35,30 @@ import logging
 import math
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from llmsched.policies.base import PolicyQueue, RequestView, T, identity_view
 from llmsched.policies.ewsjf.partition import Partition, refine_and_prune
 from llmsched.policies.ewsjf.scoring import EWSJFParams, ewsjf_score, prefill_cost, released_score
+from llmsched.steptime.models import StepTimeModel, step_time_from_dict
+from llmsched.steptime.profiles import load_profile
 
 logger = logging.getLogger(__name__)
 
 LOW_TOL, HIGH_TOL = 0.90, 1.10
+DEFAULT_STEPTIME = "cpu-gemma-3-270m"  # C_prefill's step-time profile when none is given
+
+
+def _step_time_model(steptime: StepTimeModel | Mapping[str, Any] | str | None) -> StepTimeModel:
+    """A StepTimeModel from a model, its to_dict() form, a profile name or path, or None (DEFAULT_STEPTIME)."""
+    if isinstance(steptime, StepTimeModel):
+        return steptime
+    if isinstance(steptime, Mapping):
+        return step_time_from_dict(steptime)
+    if steptime is None or isinstance(steptime, str):
+        return load_profile(steptime or DEFAULT_STEPTIME).step_time
+    raise ValueError(f"steptime must be a StepTimeModel, its dict, a profile name or None, got {steptime!r}")
 
 
 class _LQ:
@@ -70,7 +84,10 @@ class EWSJFQueue(PolicyQueue[T]):
 
     bounds / sample     initial queues: explicit [[lo, hi], ...], or lengths to run Refine-and-Prune on
     params              EWSJFParams fields (a_u, b_u, a_f, b_f, w_base, alpha)
-    profile             step-time profile for C_prefill (llmsched.sim profiles, e.g. "a100-80gb_llama-2-13b")
+    steptime            the step-time model C_prefill is read from (llmsched.steptime): a StepTimeModel, or its
+                        to_dict() form (how the plug-in's JSON config carries it); None: DEFAULT_STEPTIME.
+                        A profile name (e.g. "a100-80gb_llama-2-13b") is resolved once by `resolve_args`
+                        (PolicySpec does this), never inside the queue
     max_queues          Refine-and-Prune's cap; refine=False skips the gap splitting (K-means only)
     bubbles, bubble_ttl, max_bubbles   dynamic routing (module docstring)
     repartition_every, window           online re-partitioning (0 = off)
@@ -83,13 +100,29 @@ class EWSJFQueue(PolicyQueue[T]):
     name = "ewsjf"
     time_dependent = True  # scores grow with waiting time; max_wait_s; bubbles age by ticks
 
+    @classmethod
+    def resolve_args(cls, args: Mapping[str, Any]) -> dict[str, Any]:
+        """A profile name (or None) under `steptime` becomes its StepTimeModel, loaded here, once."""
+        out = dict(args)
+        if "steptime" in out and not isinstance(out["steptime"], StepTimeModel):
+            out["steptime"] = _step_time_model(out["steptime"])
+        return out
+
+    @classmethod
+    def json_args(cls, args: Mapping[str, Any]) -> dict[str, Any]:
+        """`steptime` travels as the model's dict (rebuilt by the constructor in the engine process)."""
+        out = dict(args)
+        if isinstance(out.get("steptime"), StepTimeModel):
+            out["steptime"] = out["steptime"].to_dict()
+        return out
+
     def __init__(
         self,
         view: Callable[[T], RequestView] = identity_view,
         bounds: Sequence[Sequence[float]] | None = None,
         sample: Sequence[float] | None = None,
         params: dict[str, float] | EWSJFParams | None = None,
-        profile: str = "cpu-gemma-3-270m",
+        steptime: StepTimeModel | Mapping[str, Any] | None = None,
         max_queues: int = 8,
         refine: bool = True,
         bubbles: bool = True,
@@ -114,8 +147,8 @@ class EWSJFQueue(PolicyQueue[T]):
         if bubble_ttl < 1 or max_bubbles < 0 or repartition_every < 0 or window < 1 or max_queues < 1:
             raise ValueError(f"bad EWSJF settings: bubble_ttl={bubble_ttl}, max_bubbles={max_bubbles}, "
                              f"repartition_every={repartition_every}, window={window}, max_queues={max_queues}")
-        self.profile = profile
-        self.cost = prefill_cost(profile)
+        self.steptime = _step_time_model(steptime)
+        self.cost = prefill_cost(self.steptime)
         self.max_queues, self.refine = max_queues, refine
         self.bubbles, self.bubble_ttl, self.max_bubbles = bubbles, bubble_ttl, max_bubbles
         self.repartition_every, self.max_wait_s, self.tuner = repartition_every, max_wait_s, tuner

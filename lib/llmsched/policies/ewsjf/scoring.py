@@ -7,9 +7,10 @@ For the head request of queue q (prompt length b, waiting time W seconds), with 
     qf = (n − i) / (b + 1),   w_urg(b̄) = a_u · b̄ + b_u,   w_fair(b̄) = a_f · b̄ + b_f
 
 C_prefill(b) is the step-time model's time for a prefill of b tokens (seconds; a calibrated or analytic
-profile of llmsched.sim), so W / C_prefill is the wait in units of the request's own prefill time. The queue
-with the highest score is served first. NOTE: negative weights (possible for some b̄ with a_u or a_f < 0) are
-clamped to 0, so a tuned parameter set can switch a term off but never invert it.
+profile of llmsched.steptime, handed to the queue as a StepTimeModel), so W / C_prefill is the wait in units of
+the request's own prefill time. The queue with the highest score is served first. NOTE: negative weights
+(possible for some b̄ with a_u or a_f < 0) are clamped to 0, so a tuned parameter set can switch a term off but
+never invert it.
 
 The authors' released code scores differently (kept as `released_score` for comparison):
     wait × (1 + 0.5 · ln(b + 1)) × step / (⌊b / step⌋ + 1)
@@ -18,9 +19,12 @@ The authors' released code scores differently (kept as `released_score` for comp
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from typing import Any
+
+from llmsched.steptime.models import StepTimeModel
 
 
 @dataclass(frozen=True)
@@ -63,19 +67,11 @@ def released_score(b: int, wait: float, step: int = 128) -> float:
     return max(wait, 0.0) * (1 + 0.5 * math.log(b + 1)) * step / (b // step + 1)
 
 
-@lru_cache(maxsize=8)
-def _profile_step_time(profile: str):
-    from llmsched.sim import load_profile
-
-    return load_profile(profile).step_time
-
-
-def prefill_cost(profile: str):
-    """b -> seconds of a b-token prefill step (alone in the batch) under step-time profile `profile`."""
-    st = _profile_step_time(profile)
+def prefill_cost(step_time: StepTimeModel) -> Callable[[int], float]:
+    """b -> seconds of a b-token prefill step (alone in the batch) under `step_time` (memoised per b)."""
 
     @lru_cache(maxsize=65536)
     def cost(b: int) -> float:
-        return float(st.step_time(int(b), 0, int(b), 1))
+        return float(step_time.step_time(int(b), 0, int(b), 1))
 
     return cost

@@ -1,6 +1,6 @@
 """The PARS experiments end to end, stage by stage, each cached on disk (the notebooks call the same stages).
 
-    python -m llmsched.predictors.experiments --profile cpu [--stages collect,study,sim,proxy,serve]
+    python -m llmsched.experiments.pars --profile cpu [--stages collect,study,sim,proxy,serve]
 
 Stages (inputs → outputs under results/pars/<profile>/):
     collect  ShareGPT prompts → the serving model's response lengths on a train + test subset
@@ -32,8 +32,8 @@ from typing import Any
 
 import pandas as pd
 
+from llmsched.experiments.stages import run_stages_cli, select_policies
 from llmsched.paths import results_dir
-from llmsched.stages import run_stages_cli, select_policies
 
 logger = logging.getLogger(__name__)
 
@@ -184,7 +184,7 @@ class ParsExperiments:
             # EWSJF on the same workload: queues learned from prompt lengths the engine never serves (the training
             # split's, as many as served), C_prefill from the engine's calibrated step-time profile (the
             # head-to-head on the real engine)
-            from llmsched.policies.ewsjf.experiments import ewsjf_specs
+            from llmsched.experiments.ewsjf import ewsjf_specs
 
             sample = [r.prompt_tokens for r in self.split().train[: len(reqs)]]
             specs["ewsjf"] = ewsjf_specs(sample, self.p["pars_agreement_profile"],
@@ -195,7 +195,7 @@ class ParsExperiments:
 
     def agreement(self) -> pd.DataFrame:
         """Simulator vs real engine on the serve stage's runs: same workload, arrivals and policy arguments."""
-        from llmsched.serving.records import read_run
+        from llmsched.records import read_run
         from llmsched.sim import load_profile, simulate
         from llmsched.sim.validate import comparison_table, sim_requests, write_table
 
@@ -226,7 +226,7 @@ class ParsExperiments:
         that the comparison tests the scheduling model rather than how far the machine's speed has drifted."""
         if not self.p.get("pars_agreement_calibrate"):
             return self.p["pars_agreement_profile"]
-        from llmsched.sim.calibrate import calibrate, default_profile_name
+        from llmsched.serving.calibrate import calibrate, default_profile_name
 
         folder = self.out / "agreement" / "calibration"
         path = folder / f"{default_profile_name(self.p['model'])}-measured.json"
@@ -291,7 +291,7 @@ def _show(stage: str, result: Any) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_stages_cli("python -m llmsched.predictors.experiments", __doc__.split("\n")[0], STAGES,
+    return run_stages_cli("python -m llmsched.experiments.pars", __doc__.split("\n")[0], STAGES,
                           ParsExperiments, _show, argv)
 
 

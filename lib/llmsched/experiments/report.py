@@ -93,7 +93,7 @@ class Report:
 
     @staticmethod
     def _runs(folder: Path) -> pd.DataFrame:
-        from llmsched.serving.records import read_run
+        from llmsched.records import read_run
 
         frames = [read_run(p.parent)[0].assign(label=p.parent.name) for p in sorted(folder.glob("*/requests.parquet"))]
         if not frames:

@@ -1,6 +1,6 @@
 """PARS, LTR and EWSJF head to head on the same workloads and the same engine model (neither paper does this).
 
-    python -m llmsched.headtohead --profile cpu
+    python -m llmsched.experiments.headtohead --profile cpu
 
 Workloads, in the simulator with the PARS profile's step-time model (`pars_sim_profile`):
     sharegpt  the held-out ShareGPT prompts with their ChatGPT response lengths (PARS's setting), repeated to
@@ -37,14 +37,14 @@ WORKLOADS = ("sharegpt", "mixed")
 class HeadToHead:
     def __init__(self, params: dict[str, Any], out_root: str | Path | None = None,
                  pars_root: str | Path | None = None) -> None:
-        from llmsched.predictors.experiments import ParsExperiments
+        from llmsched.experiments.pars import ParsExperiments
 
         self.p = params
         self.out = Path(out_root) if out_root is not None else results_dir() / "headtohead" / str(params["profile"])
         self.pars = ParsExperiments(params, out_root=pars_root)
 
     def workload(self, name: str) -> list[Any]:
-        from llmsched.predictors.experiments import repeat_requests
+        from llmsched.experiments.pars import repeat_requests
 
         if name == "sharegpt":
             return repeat_requests(self.pars.scored_test(), self.p["pars_sim_n"])
@@ -64,7 +64,7 @@ class HeadToHead:
         if name == "sharegpt":
             return [r.prompt_tokens for r in self.pars.split().train[:n]], "the training split's prompts"
         if name == "mixed":
-            from llmsched.policies.ewsjf.experiments import TUNE_SEED_OFFSET, mixed_lengths_workload
+            from llmsched.experiments.ewsjf import TUNE_SEED_OFFSET, mixed_lengths_workload
 
             seed = int(self.p["seed"]) + TUNE_SEED_OFFSET
             return ([r.prompt_tokens for r in mixed_lengths_workload("100-2000", n, seed)],
@@ -72,7 +72,7 @@ class HeadToHead:
         raise ValueError(f"unknown workload {name!r}; valid: {', '.join(WORKLOADS)}")
 
     def policies(self, name: str) -> dict[str, tuple[str, dict[str, Any]]]:
-        from llmsched.policies.ewsjf.experiments import ewsjf_specs
+        from llmsched.experiments.ewsjf import ewsjf_specs
         from llmsched.predictors.scheduling import ranker_policies
 
         specs = ranker_policies(["pars", "ltr"], starvation_limit=self.p["pars_starvation_limit"])
@@ -106,9 +106,9 @@ class HeadToHead:
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
-    from llmsched.stages import load_params
+    from llmsched.experiments.stages import load_params
 
-    ap = argparse.ArgumentParser(prog="python -m llmsched.headtohead", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m llmsched.experiments.headtohead", description=__doc__.split("\n")[0])
     ap.add_argument("--profile", default="cpu")
     ap.add_argument("--workloads", default=",".join(WORKLOADS))
     args = ap.parse_args(argv)

@@ -16,8 +16,8 @@ Two kinds (the "kind" field):
 
 The analytic profiles shipped with the artifact are written by
 
-    python -m llmsched.sim write            # -> artifact/profiles/steptime/*.json
-    python -m llmsched.sim list
+    python -m llmsched.steptime write            # -> artifact/profiles/steptime/*.json
+    python -m llmsched.steptime list
 """
 
 from __future__ import annotations
@@ -31,8 +31,8 @@ from pathlib import Path
 from typing import Any
 
 from llmsched.paths import REPO_ROOT
-from llmsched.sim.config import SimConfig
-from llmsched.sim.steptime import AnalyticStepTime, LinearStepTime, StepTimeModel
+from llmsched.steptime.limits import SimConfig
+from llmsched.steptime.models import AnalyticStepTime, LinearStepTime, StepTimeModel
 
 PROFILE_DIR = REPO_ROOT / "artifact" / "profiles" / "steptime"
 SCHEMA = "llmsched.steptime/1"
@@ -233,7 +233,7 @@ def analytic_profile(gpu: str, model: str, tp: int = 1, **assumptions: Any) -> d
         "engine.max_model_len": f"model.max_model_len ({MODEL_SOURCES[model]['max_model_len']})",
         "engine.tensor_parallel_size": "the deployment" + (" (70B weights need more than one 80 GB GPU)"
                                                             if tp > 1 else ""),
-        "derived": "computed by llmsched.sim.profiles.derive from the numbers above; recomputed on load",
+        "derived": "computed by llmsched.steptime.profiles.derive from the numbers above; recomputed on load",
     })
     data: dict[str, Any] = {
         "schema": SCHEMA,
@@ -242,7 +242,7 @@ def analytic_profile(gpu: str, model: str, tp: int = 1, **assumptions: Any) -> d
         "description": (
             f"Roofline step time of {m['name']} (BF16) on {tp} x {GPUS[gpu]['gpu']}"
             f"{' with tensor parallelism' if tp > 1 else ''}: max(compute, memory) + overhead (see "
-            "llmsched.sim.steptime.AnalyticStepTime). Uncalibrated: efficiency factors are assumptions."
+            "llmsched.steptime.models.AnalyticStepTime). Uncalibrated: efficiency factors are assumptions."
         ),
         "hardware": hw,
         "model": {k: v for k, v in m.items()},
@@ -361,7 +361,7 @@ def profile_from_dict(data: Mapping[str, Any], where: str = "profile", path: Pat
         stale = {k: (stored.get(k), v) for k, v in derived.items() if k in stored and stored.get(k) != v}
         if stale:
             raise ValueError(f"{where}: 'derived' does not match the numbers above it (stored, recomputed): "
-                             f"{stale}; regenerate with `python -m llmsched.sim write`")
+                             f"{stale}; regenerate with `python -m llmsched.steptime write`")
     if derived["num_blocks"] <= 0:
         raise ValueError(f"{where}: no memory left for the KV cache ({derived['kv_cache_bytes_per_gpu']} bytes per "
                          "GPU after weights and the activation reserve): num_blocks would be 0")
@@ -396,7 +396,7 @@ def load_profile(path_or_name: str | Path) -> Profile:
         p = PROFILE_DIR / (path_or_name if path_or_name.endswith(".json") else f"{path_or_name}.json")
     if not p.is_file():
         raise FileNotFoundError(f"no step-time profile {str(path_or_name)!r}; available in {PROFILE_DIR}: "
-                                f"{available_profiles() or 'none (run python -m llmsched.sim write)'}")
+                                f"{available_profiles() or 'none (run python -m llmsched.steptime write)'}")
     try:
         data = json.loads(p.read_text())
     except json.JSONDecodeError as e:
@@ -405,7 +405,7 @@ def load_profile(path_or_name: str | Path) -> Profile:
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(prog="python -m llmsched.sim", description=__doc__,
+    ap = argparse.ArgumentParser(prog="python -m llmsched.steptime", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
     w = sub.add_parser("write", help="write the shipped analytic profiles")

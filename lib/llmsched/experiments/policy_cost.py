@@ -65,7 +65,7 @@ def policy_costs(n_waiting: int, n_admissions: int, n_queues: int = 30) -> pd.Da
         "pars (guard 1000)": ("pars", {"starvation_limit": 1000}),
         "oracle-sjf": ("oracle-sjf", {}),
         "prompt-sjf": ("prompt-sjf", {}),
-        "ewsjf": ("ewsjf", {"bounds": bounds, "max_queues": n_queues, "profile": "a100-80gb_llama-2-13b",
+        "ewsjf": ("ewsjf", {"bounds": bounds, "max_queues": n_queues, "steptime": "a100-80gb_llama-2-13b",
                             "bubbles": False}),
         "ewsjf-released": ("ewsjf-released", {"bounds": bounds, "max_queues": n_queues}),
     }

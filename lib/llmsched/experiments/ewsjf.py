@@ -1,10 +1,10 @@
 """The EWSJF experiments in the simulator: mixed prompt lengths across request rates, policies and ablations.
 
-    python -m llmsched.policies.ewsjf.experiments --profile cpu [--stages partition,tune,sim,online,serve]
+    python -m llmsched.experiments.ewsjf --profile cpu [--stages partition,tune,sim,online,serve]
 
     partition  Refine-and-Prune on each preset's partition sample (and K-means only, the no-refine ablation) →
           partitions/<preset>.json (boundaries and per-queue count, mean, std, density) + lengths.parquet
-    tune  offline Bayesian meta-optimisation (meta.SimObjective, seeded TPE, sqlite under
+    tune  offline Bayesian meta-optimisation (SimObjective, seeded TPE, sqlite under
           results/ewsjf/<profile>/tune/study.sqlite, resumable) on the 100-2000 tuning workload at
           `ewsjf_tune_load` × saturation → tune/ (trials.parquet, best.json, data.json)
     sim   for each preset (100-2000, 100-16000; bimodal short/long mix, outputs 1-100 tokens, Poisson arrivals)
@@ -36,8 +36,10 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -45,8 +47,13 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from llmsched.analysis.metrics import summarize
+from llmsched.experiments.stages import select_policies
 from llmsched.paths import results_dir
-from llmsched.stages import select_policies
+from llmsched.policies.ewsjf.meta import LAMBDAS, balance, compactness, reward
+from llmsched.policies.ewsjf.partition import Partition, refine_and_prune
+from llmsched.policies.ewsjf.scoring import EWSJFParams
+from llmsched.sim import simulate
 
 logger = logging.getLogger(__name__)
 
@@ -70,11 +77,11 @@ def mixed_lengths_workload(preset: str, n: int, seed: int, distribution: str = "
             for i, (p, o) in enumerate(zip(prompts, outputs, strict=True))]
 
 
-def ewsjf_specs(sample: list[float], profile: str, max_queues: int) -> dict[str, tuple[str, dict[str, Any]]]:
-    """Policy specs of EWSJF (C_prefill from `profile`) and the authors' released variant, both with queues
-    learned from `sample` (prompt lengths)."""
+def ewsjf_specs(sample: list[float], steptime: Any, max_queues: int) -> dict[str, tuple[str, dict[str, Any]]]:
+    """Policy specs of EWSJF (C_prefill from `steptime`, a step-time model or profile name) and the authors'
+    released variant, both with queues learned from `sample` (prompt lengths)."""
     sample = [float(x) for x in sample]
-    return {"ewsjf": ("ewsjf", {"sample": sample, "profile": profile, "max_queues": max_queues}),
+    return {"ewsjf": ("ewsjf", {"sample": sample, "steptime": steptime, "max_queues": max_queues}),
             "ewsjf-released": ("ewsjf-released", {"sample": sample, "max_queues": max_queues})}
 
 
@@ -90,6 +97,41 @@ def run_metrics(frame: pd.DataFrame, steps: pd.DataFrame, budget: int, split_at:
     dur = (steps["end"] - steps["start"]).to_numpy()
     out["utilisation"] = float((steps["scheduled_tokens"].to_numpy() / budget * dur).sum() / dur.sum())
     return out
+
+
+@dataclass
+class SimObjective:
+    """EWSJF's offline meta-optimisation objective (R of llmsched.policies.ewsjf.meta): simulate `requests`
+    under EWSJF with trial parameters.
+
+    base_args are further EWSJFQueue arguments (e.g. max_queues, profile, max_wait_s); the FCFS reference TTFT
+    is simulated once.
+    """
+
+    requests: list[Any]
+    config: Any
+    step_time: Any
+    base_args: Mapping[str, Any]
+    lambdas: Sequence[float] = LAMBDAS
+
+    def __post_init__(self) -> None:
+        self.sample = [float(r.prompt_tokens) for r in self.requests]
+        self.fcfs_ttft = float(summarize(simulate(self.requests, self.config, self.step_time, "fcfs").frame)
+                               ["ttft_mean"])
+
+    def __call__(self, params: EWSJFParams) -> tuple[float, dict[str, float]]:
+        max_q = int(self.base_args.get("max_queues", 8))
+        try:
+            part = refine_and_prune(self.sample, alpha=params.alpha, max_queues=max_q)
+        except ValueError:
+            part = Partition.single(self.sample)
+        args = {**self.base_args, "sample": self.sample, "params": params.to_dict()}
+        res = simulate(self.requests, self.config, self.step_time, "ewsjf", policy_args=args)
+        ttft = float(summarize(res.frame)["ttft_mean"])
+        terms = {"C": compactness(part), "L": balance([s.count for s in part.stats]), "S": len(part) / max_q,
+                 "U": ttft / self.fcfs_ttft if self.fcfs_ttft > 0 else math.nan, "ttft_mean": ttft,
+                 "n_queues": len(part)}
+        return reward(terms["C"], terms["L"], terms["S"], terms["U"], self.lambdas), terms
 
 
 class EWSJFExperiments:
@@ -169,7 +211,7 @@ class EWSJFExperiments:
         return preset, reqs, config, st, cap
 
     def tune(self) -> tuple[dict[str, float], pd.DataFrame]:
-        from llmsched.policies.ewsjf.meta import SimObjective, optimize
+        from llmsched.policies.ewsjf.meta import optimize
 
         preset, reqs, config, st, cap = self._tune_workload()
         obj = SimObjective(reqs, config, st, self._base_args())
@@ -186,7 +228,7 @@ class EWSJFExperiments:
         return best.to_dict(), hist
 
     def _base_args(self) -> dict[str, Any]:
-        return {"max_queues": self.p["ewsjf_max_queues"], "profile": self.p["ewsjf_sim_profile"]}
+        return {"max_queues": self.p["ewsjf_max_queues"], "steptime": self.p["ewsjf_sim_profile"]}
 
     def _tuned(self) -> dict[str, float]:
         best_file = self.out / "tune" / "best.json"
@@ -335,9 +377,9 @@ def _show(stage: str, result: Any) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from llmsched.stages import run_stages_cli
+    from llmsched.experiments.stages import run_stages_cli
 
-    return run_stages_cli("python -m llmsched.policies.ewsjf.experiments", __doc__.split("\n")[0], STAGES,
+    return run_stages_cli("python -m llmsched.experiments.ewsjf", __doc__.split("\n")[0], STAGES,
                           EWSJFExperiments, _show, argv)
 
 
