@@ -64,7 +64,7 @@ def test_stages_write_their_tables(smoke):
     ewsjf_args = json.loads((exp.out / "serve" / "ewsjf" / "config.json").read_text())["engine"]["policy_args"]
     # EWSJF's queues are learned from prompts the engine does not serve: the training split's
     assert ewsjf_args["sample"] == [r.prompt_tokens for r in exp.split().train[:10]]
-    assert ewsjf_args["profile"] == exp.p["pars_agreement_profile"]
+    assert ewsjf_args["profile"] == exp.p["pars_agreement_steptime"]
 
     agreement = exp.agreement()  # the same runs replayed in the simulator
     assert sorted(agreement.index.get_level_values("policy")) == sorted(served.index)

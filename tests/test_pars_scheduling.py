@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from llmsched.policies import PolicySpec
 from llmsched.predictors import OraclePredictor, PromptLengthPredictor, RandomPredictor
 from llmsched.predictors.scheduling import (
     PROXY_SOURCE,
@@ -38,8 +39,10 @@ def test_score_workload_puts_each_ranker_in_its_own_hint():
 def test_ranker_policies_specs():
     specs = ranker_policies(["pars", "ltr"], starvation_limit=50)
     assert list(specs) == ["fcfs", "pars", "pars-released", "ltr", "oracle-sjf"]
-    assert specs["ltr"] == ("pars", {"score_key": "score_ltr", "starvation_limit": 50})
-    assert specs["pars-released"] == ("pars-released", {"score_key": "score_pars"})  # PARS as its authors run it
+    # every ranker schedules through the same guarded score-SJF queue, reading its own score
+    assert specs["ltr"] == PolicySpec("sjf", {"score_key": "score_ltr", "starvation_limit": 50})
+    assert specs["pars"] == PolicySpec("sjf", {"score_key": "score_pars", "starvation_limit": 50})
+    assert specs["pars-released"] == PolicySpec("pars-released", {"score_key": "score_pars"})  # as its authors run it
     assert list(ranker_policies(["x"], baselines=False)) == ["x"]
 
 

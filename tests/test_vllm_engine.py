@@ -128,24 +128,25 @@ def test_engine_config_rejects_bad_values():
 def test_policy_spec_comes_from_additional_config_then_environment(monkeypatch):
     from types import SimpleNamespace
 
-    from llmsched.vllm_plugin import PolicySpec
+    from llmsched.policies import PolicySpec
+    from llmsched.vllm_plugin import policy_from_vllm_config
 
     monkeypatch.setenv("LLMSCHED_POLICY", "sjf")
     monkeypatch.setenv("LLMSCHED_POLICY_ARGS", '{"score_key": "pars"}')
     conf = SimpleNamespace(additional_config={"llmsched": {"policy": "oracle-sjf"}})
-    assert PolicySpec.from_vllm_config(conf) == PolicySpec("oracle-sjf", {})
+    assert policy_from_vllm_config(conf) == PolicySpec("oracle-sjf", {})
     no_conf = SimpleNamespace(additional_config={})
-    assert PolicySpec.from_vllm_config(no_conf) == PolicySpec("sjf", {"score_key": "pars"})
+    assert policy_from_vllm_config(no_conf) == PolicySpec("sjf", {"score_key": "pars"})
     monkeypatch.setenv("LLMSCHED_POLICY_ARGS", "{not json")
     with pytest.raises(ValueError, match="LLMSCHED_POLICY_ARGS is not valid JSON"):
-        PolicySpec.from_vllm_config(no_conf)
+        policy_from_vllm_config(no_conf)
     with pytest.raises(ValueError, match="must be"):
-        PolicySpec.from_vllm_config(SimpleNamespace(additional_config={"llmsched": "sjf"}))
+        policy_from_vllm_config(SimpleNamespace(additional_config={"llmsched": "sjf"}))
     monkeypatch.delenv("LLMSCHED_POLICY")
     with pytest.raises(ValueError, match="LLMSCHED_POLICY is not"):
-        PolicySpec.from_vllm_config(no_conf)
+        policy_from_vllm_config(no_conf)
     monkeypatch.delenv("LLMSCHED_POLICY_ARGS")
-    assert PolicySpec.from_vllm_config(no_conf) is None  # nothing configured: stock vLLM queues
+    assert policy_from_vllm_config(no_conf) is None  # nothing configured: stock vLLM queues
 
 
 @pytest.mark.parametrize("vllm_policy", ["fcfs", "priority"])

@@ -59,7 +59,7 @@ def paper_claims(r: Report) -> list[Claim]:
     """Every claim of PAPERS.md checked against the report's results (module docstring)."""
     out: list[Claim] = []
     sim, proxy = r.pars_sim, r.proxy
-    prof = r.p["pars_sim_profile"]
+    prof = r.p["pars_sim_steptime"]
 
     def ratio(frame: pd.DataFrame, a: str, b: str, col: str) -> pd.Series:
         """frame[col] of label a / of label b, per load."""

@@ -25,7 +25,7 @@ serve) and the tuning workload (`ewsjf_tune_n` requests and their arrivals) are 
 seed + TUNE_SEED_OFFSET; serve cuts its partition sample from ShareGPT prompts disjoint from the served ones
 (the next SERVE_POOL records). Each stage records the seeds (and for serve the prompt ids) in its JSON output.
 
-Step-time model: the analytic A100-80GB / Llama-2-13B profile (`ewsjf_sim_profile`); the 100-16000 preset
+Step-time model: the analytic A100-80GB / Llama-2-13B profile (`ewsjf_sim_steptime`); the 100-16000 preset
 needs a 16k context, beyond Llama-2-13B's 4,096, so its runs raise max_model_len to 16,384 with the same
 per-token costs (a stated extrapolation). Metrics per run: the summary metrics (token throughput, E2E, TTFT,
 worst queueing delay = queue_delay_max) plus mean TTFT of short and of long requests (prompt below / above the
@@ -48,8 +48,10 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from llmsched.analysis.metrics import summarize
+from llmsched.experiments.settings import EWSJFSettings
 from llmsched.experiments.stages import select_policies
 from llmsched.paths import results_dir
+from llmsched.policies import PolicySpec
 from llmsched.policies.ewsjf.meta import LAMBDAS, balance, compactness, reward
 from llmsched.policies.ewsjf.partition import Partition, refine_and_prune
 from llmsched.policies.ewsjf.scoring import EWSJFParams
@@ -81,8 +83,8 @@ def ewsjf_specs(sample: list[float], steptime: Any, max_queues: int) -> dict[str
     """Policy specs of EWSJF (C_prefill from `steptime`, a step-time model or profile name) and the authors'
     released variant, both with queues learned from `sample` (prompt lengths)."""
     sample = [float(x) for x in sample]
-    return {"ewsjf": ("ewsjf", {"sample": sample, "steptime": steptime, "max_queues": max_queues}),
-            "ewsjf-released": ("ewsjf-released", {"sample": sample, "max_queues": max_queues})}
+    return {"ewsjf": PolicySpec("ewsjf", {"sample": sample, "steptime": steptime, "max_queues": max_queues}),
+            "ewsjf-released": PolicySpec("ewsjf-released", {"sample": sample, "max_queues": max_queues})}
 
 
 def run_metrics(frame: pd.DataFrame, steps: pd.DataFrame, budget: int, split_at: float) -> dict[str, float]:
@@ -136,14 +138,14 @@ class SimObjective:
 
 class EWSJFExperiments:
     def __init__(self, params: dict[str, Any], out_root: str | Path | None = None) -> None:
-        self.p = params
-        self.out = Path(out_root) if out_root is not None else results_dir() / "ewsjf" / str(params["profile"])
+        self.s = EWSJFSettings.from_params(params)
+        self.out = Path(out_root) if out_root is not None else results_dir() / "ewsjf" / self.s.profile
         self.out.mkdir(parents=True, exist_ok=True)
 
     def _engine(self, preset: str):
         from llmsched.sim import load_profile
 
-        prof = load_profile(self.p["ewsjf_sim_profile"])
+        prof = load_profile(self.s.sim_steptime)
         hi = int(preset.split("-")[1])
         max_len = max(prof.engine["max_model_len"], 16384 if hi > 4000 else 0)
         return prof.sim_config(max_model_len=max_len), prof.step_time
@@ -151,24 +153,24 @@ class EWSJFExperiments:
     @property
     def tune_seed(self) -> int:
         """Seed of the tuning side: partition sample and tuning workload (never the evaluated requests' seed)."""
-        return int(self.p["seed"]) + TUNE_SEED_OFFSET
+        return int(self.s.seed) + TUNE_SEED_OFFSET
 
     def _requests(self, preset: str) -> list[Any]:
         """The evaluated requests of `preset` (seed `seed`)."""
-        return mixed_lengths_workload(preset, self.p["ewsjf_sim_n"], self.p["seed"])
+        return mixed_lengths_workload(preset, self.s.sim_n, self.s.seed)
 
     def _sample(self, preset: str) -> list[float]:
         """The partition sample of `preset`: `ewsjf_sample_n` prompt lengths of the tuning-side draw."""
         return [float(r.prompt_tokens)
-                for r in mixed_lengths_workload(preset, self.p["ewsjf_sample_n"], self.tune_seed)]
+                for r in mixed_lengths_workload(preset, self.s.sample_n, self.tune_seed)]
 
     def data_record(self) -> dict[str, Any]:
         """Which draw each part of the simulator experiments uses (written into their JSON outputs)."""
-        return {"evaluation": {"seed": int(self.p["seed"]), "n": self.p["ewsjf_sim_n"],
-                               "arrivals_seed": int(self.p["seed"])},
-                "partition_sample": {"seed": self.tune_seed, "n": self.p["ewsjf_sample_n"]},
-                "tuning": {"seed": self.tune_seed, "n": self.p["ewsjf_tune_n"], "preset": ONLINE_PRESET,
-                           "load": self.p["ewsjf_tune_load"], "arrivals_seed": self.tune_seed},
+        return {"evaluation": {"seed": int(self.s.seed), "n": self.s.sim_n,
+                               "arrivals_seed": int(self.s.seed)},
+                "partition_sample": {"seed": self.tune_seed, "n": self.s.sample_n},
+                "tuning": {"seed": self.tune_seed, "n": self.s.tune_n, "preset": ONLINE_PRESET,
+                           "load": self.s.tune_load, "arrivals_seed": self.tune_seed},
                 "tune_seed_offset": TUNE_SEED_OFFSET}
 
     def partition(self) -> pd.DataFrame:
@@ -179,14 +181,14 @@ class EWSJFExperiments:
         out = self.out / "partitions"
         out.mkdir(parents=True, exist_ok=True)
         alpha, rows, lengths = EWSJFParams().alpha, [], []
-        for preset in self.p["ewsjf_presets"]:
+        for preset in self.s.presets:
             sample = self._sample(preset)
             lengths.append(pd.DataFrame({"preset": preset, "prompt_tokens": sample}))
             record = {"preset": preset, "n": len(sample), "seed": self.tune_seed, "alpha": alpha,
-                      "max_queues": self.p["ewsjf_max_queues"]}
+                      "max_queues": self.s.max_queues}
             # NOTE: K-means only = no gap can exceed alpha x the mean gap (the queue's refine=False does the same)
             for variant, a in (("refine-and-prune", alpha), ("kmeans-only", 1e300)):
-                part = refine_and_prune(sample, alpha=a, max_queues=self.p["ewsjf_max_queues"])
+                part = refine_and_prune(sample, alpha=a, max_queues=self.s.max_queues)
                 stats = [{"queue": i, "lo": s.lo, "hi": s.hi, "count": s.count, "mean": s.mean, "std": s.std,
                           "density": s.density} for i, s in enumerate(part.stats)]
                 record[variant] = stats
@@ -204,9 +206,9 @@ class EWSJFExperiments:
 
         preset = ONLINE_PRESET
         config, st = self._engine(preset)
-        reqs = mixed_lengths_workload(preset, self.p["ewsjf_tune_n"], self.tune_seed)
+        reqs = mixed_lengths_workload(preset, self.s.tune_n, self.tune_seed)
         cap = saturation_throughput(reqs, config, st)
-        reqs = assign_arrivals(reqs, make_arrivals("poisson", len(reqs), cap * self.p["ewsjf_tune_load"],
+        reqs = assign_arrivals(reqs, make_arrivals("poisson", len(reqs), cap * self.s.tune_load,
                                                    seed=self.tune_seed))
         return preset, reqs, config, st, cap
 
@@ -217,18 +219,18 @@ class EWSJFExperiments:
         obj = SimObjective(reqs, config, st, self._base_args())
         # NOTE: the study's name names its data, so a changed tuning draw starts a new study instead of resuming
         # one whose trials were scored on other requests
-        name = f"ewsjf-{preset}-n{len(reqs)}-load{self.p['ewsjf_tune_load']}-seed{self.tune_seed}"
-        best, hist = optimize(obj, self.p["ewsjf_tune_trials"], seed=self.p["seed"],
+        name = f"ewsjf-{preset}-n{len(reqs)}-load{self.s.tune_load}-seed{self.tune_seed}"
+        best, hist = optimize(obj, self.s.tune_trials, seed=self.s.seed,
                               storage=self.out / "tune" / "study.sqlite", name=name)
         hist.to_parquet(self.out / "tune" / "trials.parquet", index=False)
         (self.out / "tune" / "best.json").write_text(json.dumps(best.to_dict(), indent=2) + "\n")
         (self.out / "tune" / "data.json").write_text(json.dumps(
-            {"study": name, "rate": cap * self.p["ewsjf_tune_load"], "tuning": self.data_record()["tuning"],
-             "evaluation_seed": int(self.p["seed"])}, indent=2) + "\n")
+            {"study": name, "rate": cap * self.s.tune_load, "tuning": self.data_record()["tuning"],
+             "evaluation_seed": int(self.s.seed)}, indent=2) + "\n")
         return best.to_dict(), hist
 
     def _base_args(self) -> dict[str, Any]:
-        return {"max_queues": self.p["ewsjf_max_queues"], "steptime": self.p["ewsjf_sim_profile"]}
+        return {"max_queues": self.s.max_queues, "steptime": self.s.sim_steptime}
 
     def _tuned(self) -> dict[str, float]:
         best_file = self.out / "tune" / "best.json"
@@ -243,26 +245,26 @@ class EWSJFExperiments:
 
         tuned = self._tuned()
         tables = []
-        for preset in self.p["ewsjf_presets"]:
+        for preset in self.s.presets:
             config, st = self._engine(preset)
             reqs = self._requests(preset)
-            both = ewsjf_specs(self._sample(preset), self.p["ewsjf_sim_profile"], self.p["ewsjf_max_queues"])
-            base = both["ewsjf"][1]
+            both = ewsjf_specs(self._sample(preset), self.s.sim_steptime, self.s.max_queues)
+            base = both["ewsjf"].args
             specs = {
-                "fcfs": ("fcfs", {}), "prompt-sjf": ("prompt-sjf", {}),
-                "ewsjf": both["ewsjf"], "ewsjf-tuned": ("ewsjf", {**base, "params": tuned}),
+                "fcfs": PolicySpec("fcfs", {}), "prompt-sjf": PolicySpec("prompt-sjf", {}),
+                "ewsjf": both["ewsjf"], "ewsjf-tuned": PolicySpec("ewsjf", {**base, "params": tuned}),
                 "ewsjf-released": both["ewsjf-released"],
-                "ewsjf-norefine": ("ewsjf", {**base, "refine": False}),
-                "ewsjf-nobubbles": ("ewsjf", {**base, "bubbles": False}),
+                "ewsjf-norefine": PolicySpec("ewsjf", {**base, "refine": False}),
+                "ewsjf-nobubbles": PolicySpec("ewsjf", {**base, "bubbles": False}),
             }
             cap = saturation_throughput(reqs, config, st)
             lo, hi = (int(x) for x in preset.split("-"))
             rows, frames = [], []
-            jobs = [(load, label) for load in self.p["ewsjf_sim_loads"] for label in specs]
+            jobs = [(load, label) for load in self.s.sim_loads for label in specs]
             for load, label in tqdm(jobs, desc=f"ewsjf sim {preset}", unit="run"):
-                timed = assign_arrivals(reqs, make_arrivals("poisson", len(reqs), cap * load, seed=self.p["seed"]))
-                name, args = specs[label]
-                res = simulate(timed, config, st, name, policy_args=args, trace_steps=True)
+                timed = assign_arrivals(reqs, make_arrivals("poisson", len(reqs), cap * load, seed=self.s.seed))
+                spec = specs[label]
+                res = simulate(timed, config, st, spec.name, policy_args=spec.args, trace_steps=True)
                 rows.append({"preset": preset, "label": label, "load": load, "rate": cap * load,
                              **run_metrics(res.frame, res.steps, config.max_num_batched_tokens, (lo + hi) / 2),
                              **{f"policy_{k}": v for k, v in res.stats.get("policy_stats", {}).items()}})
@@ -289,15 +291,15 @@ class EWSJFExperiments:
         from llmsched.workload import assign_arrivals, make_arrivals
 
         tuned = self._tuned()
-        preset, load = ONLINE_PRESET, self.p["ewsjf_tune_load"]
+        preset, load = ONLINE_PRESET, self.s.tune_load
         config, st = self._engine(preset)
         reqs = self._requests(preset)
         cap = saturation_throughput(reqs, config, st)
-        reqs = assign_arrivals(reqs, make_arrivals("poisson", len(reqs), cap * load, seed=self.p["seed"]))
+        reqs = assign_arrivals(reqs, make_arrivals("poisson", len(reqs), cap * load, seed=self.s.seed))
         sample = self._sample(preset)
         out = self.out / "online"
         out.mkdir(parents=True, exist_ok=True)
-        tuner = OnlineTuner(every_s=self.p["ewsjf_online_every_s"], seed=self.p["seed"])
+        tuner = OnlineTuner(every_s=self.s.online_every_s, seed=self.s.seed)
         lo, hi = (int(x) for x in preset.split("-"))
         rows = []
         for label, params, tn in (("ewsjf", None, None), ("ewsjf-tuned", tuned, None),
@@ -315,7 +317,7 @@ class EWSJFExperiments:
         table = pd.DataFrame(rows)
         table.to_parquet(out / "summary.parquet", index=False)
         (out / "online.json").write_text(json.dumps({
-            "every_s": self.p["ewsjf_online_every_s"], "windows": len(trials), "preset": preset, "n": len(reqs),
+            "every_s": self.s.online_every_s, "windows": len(trials), "preset": preset, "n": len(reqs),
             "load": load, "rate": cap * load, "tuned": tuned, "data": self.data_record()}, indent=2) + "\n")
         return table
 
@@ -334,14 +336,14 @@ class EWSJFExperiments:
         if len(records) < 2 * pool:
             raise ValueError(f"serve needs 2 x {pool} prompt records (served and sample pools), got {len(records)}")
         served_pool, sample_pool = records[:pool], records[pool:2 * pool]
-        cfg = MixedConfig.preset("100-2000", n=self.p["ewsjf_serving_n"], distribution="bimodal")
-        reqs = mixed_workload(cfg, tokenizer, [r.prompt for r in served_pool], seed=self.p["seed"])
-        reqs = assign_arrivals(reqs, make_arrivals("poisson", len(reqs), self.p["ewsjf_serving_rate"],
-                                                   seed=self.p["seed"]))
-        cfg_sample = MixedConfig.preset("100-2000", n=self.p["ewsjf_sample_n"], distribution="bimodal")
+        cfg = MixedConfig.preset("100-2000", n=self.s.serving_n, distribution="bimodal")
+        reqs = mixed_workload(cfg, tokenizer, [r.prompt for r in served_pool], seed=self.s.seed)
+        reqs = assign_arrivals(reqs, make_arrivals("poisson", len(reqs), self.s.serving_rate,
+                                                   seed=self.s.seed))
+        cfg_sample = MixedConfig.preset("100-2000", n=self.s.sample_n, distribution="bimodal")
         sample = [float(r.prompt_tokens)
                   for r in mixed_workload(cfg_sample, tokenizer, [r.prompt for r in sample_pool], seed=self.tune_seed)]
-        data = {"served": {"seed": int(self.p["seed"]), "n": len(reqs), "pool": [0, pool],
+        data = {"served": {"seed": int(self.s.seed), "n": len(reqs), "pool": [0, pool],
                            "record_ids": [r.record_id for r in served_pool]},
                 "partition_sample": {"seed": self.tune_seed, "n": len(sample), "pool": [pool, 2 * pool],
                                      "record_ids": [r.record_id for r in sample_pool]}}
@@ -355,15 +357,15 @@ class EWSJFExperiments:
         from llmsched.workload import load_sharegpt, load_tokenizer
 
         records, _ = load_sharegpt()
-        reqs, sample, data = self.serve_workloads(records, load_tokenizer(model_path(self.p["model"])))
+        reqs, sample, data = self.serve_workloads(records, load_tokenizer(model_path(self.s.model)))
         (self.out / "serve").mkdir(parents=True, exist_ok=True)
         (self.out / "serve" / "data.json").write_text(json.dumps(data, indent=2) + "\n")
-        prof = self.p["ewsjf_serving_steptime"]
-        specs = {"fcfs": ("fcfs", {}), "prompt-sjf": ("prompt-sjf", {}),
-                 **ewsjf_specs(sample, prof, self.p["ewsjf_max_queues"])}
-        specs = select_policies(specs, self.p.get("ewsjf_serving_policies"))
-        engine = EngineConfig(model=self.p["model"], seed=self.p["seed"], max_model_len=2304,
-                              max_num_seqs=self.p["serving_max_num_seqs"])
+        prof = self.s.serving_steptime
+        specs = {"fcfs": PolicySpec("fcfs", {}), "prompt-sjf": PolicySpec("prompt-sjf", {}),
+                 **ewsjf_specs(sample, prof, self.s.max_queues)}
+        specs = select_policies(specs, self.s.serving_policies)
+        engine = EngineConfig(model=self.s.model, seed=self.s.seed, max_model_len=2304,
+                              max_num_seqs=self.s.serving_max_num_seqs)
         table = compare_policies(reqs, engine, specs, self.out / "serve", run=RunConfig(mode="replay"))
         table.insert(0, "label", table.index)
         return table.reset_index(drop=True)

@@ -2,7 +2,7 @@
 
     python -m llmsched.experiments.headtohead --profile cpu
 
-Workloads, in the simulator with the PARS profile's step-time model (`pars_sim_profile`):
+Workloads, in the simulator with the PARS profile's step-time model (`pars_sim_steptime`):
     sharegpt  the held-out ShareGPT prompts with their ChatGPT response lengths (PARS's setting), repeated to
               `pars_sim_n` requests, scored once by every ranker (ParsExperiments.scored_test)
     mixed     EWSJF's bimodal 100-2000 prompt mix cut from real ShareGPT text with outputs of 1-100 tokens
@@ -27,7 +27,9 @@ from typing import Any
 
 import pandas as pd
 
+from llmsched.experiments.settings import EWSJFSettings, HeadToHeadSettings
 from llmsched.paths import results_dir
+from llmsched.policies import PolicySpec
 
 logger = logging.getLogger(__name__)
 
@@ -39,34 +41,35 @@ class HeadToHead:
                  pars_root: str | Path | None = None) -> None:
         from llmsched.experiments.pars import ParsExperiments
 
-        self.p = params
-        self.out = Path(out_root) if out_root is not None else results_dir() / "headtohead" / str(params["profile"])
+        self.s = HeadToHeadSettings.from_params(params)
+        self.ewsjf_s = EWSJFSettings.from_params(params)
+        self.out = Path(out_root) if out_root is not None else results_dir() / "headtohead" / self.s.profile
         self.pars = ParsExperiments(params, out_root=pars_root)
 
     def workload(self, name: str) -> list[Any]:
         from llmsched.experiments.pars import repeat_requests
 
         if name == "sharegpt":
-            return repeat_requests(self.pars.scored_test(), self.p["pars_sim_n"])
+            return repeat_requests(self.pars.scored_test(), self.pars.s.sim_n)
         if name == "mixed":
             from llmsched.predictors.data import model_tokenizer
             from llmsched.workload.mixed import MixedConfig, mixed_workload
 
-            cfg = MixedConfig.preset("100-2000", n=self.p["h2h_mixed_n"], distribution="bimodal")
+            cfg = MixedConfig.preset("100-2000", n=self.s.mixed_n, distribution="bimodal")
             texts = [r.prompt for r in self.pars.split().extra] or [r.prompt for r in self.pars.split().train]
-            reqs = mixed_workload(cfg, model_tokenizer(self.p["model"]), texts, seed=self.p["seed"])
+            reqs = mixed_workload(cfg, model_tokenizer(self.s.model), texts, seed=self.s.seed)
             return self.pars.scored_test(reqs)
         raise ValueError(f"unknown workload {name!r}; valid: {', '.join(WORKLOADS)}")
 
     def partition_sample(self, name: str) -> tuple[list[int], str]:
         """Prompt lengths EWSJF learns its queues from, drawn apart from the evaluated requests, and where from."""
-        n = self.p["ewsjf_sample_n"]
+        n = self.ewsjf_s.sample_n
         if name == "sharegpt":
             return [r.prompt_tokens for r in self.pars.split().train[:n]], "the training split's prompts"
         if name == "mixed":
             from llmsched.experiments.ewsjf import TUNE_SEED_OFFSET, mixed_lengths_workload
 
-            seed = int(self.p["seed"]) + TUNE_SEED_OFFSET
+            seed = int(self.s.seed) + TUNE_SEED_OFFSET
             return ([r.prompt_tokens for r in mixed_lengths_workload("100-2000", n, seed)],
                     f"a bimodal 100-2000 length draw with seed {seed}")
         raise ValueError(f"unknown workload {name!r}; valid: {', '.join(WORKLOADS)}")
@@ -75,10 +78,10 @@ class HeadToHead:
         from llmsched.experiments.ewsjf import ewsjf_specs
         from llmsched.predictors.scheduling import ranker_policies
 
-        specs = ranker_policies(["pars", "ltr"], starvation_limit=self.p["pars_starvation_limit"])
+        specs = ranker_policies(["pars", "ltr"], starvation_limit=self.pars.s.starvation_limit)
         oracle = specs.pop("oracle-sjf")
-        specs |= ewsjf_specs(self.partition_sample(name)[0], self.p["pars_sim_profile"], self.p["ewsjf_max_queues"])
-        specs["prompt-sjf"] = ("prompt-sjf", {})
+        specs |= ewsjf_specs(self.partition_sample(name)[0], self.pars.s.sim_steptime, self.ewsjf_s.max_queues)
+        specs["prompt-sjf"] = PolicySpec("prompt-sjf", {})
         specs["oracle-sjf"] = oracle
         return specs
 
@@ -86,18 +89,18 @@ class HeadToHead:
         from llmsched.sim import load_profile
         from llmsched.sim.sweep import rate_sweep, saturation_throughput
 
-        prof = load_profile(self.p["pars_sim_profile"])
-        config = prof.sim_config(**self.p.get("pars_sim_overrides", {}))
+        prof = load_profile(self.pars.s.sim_steptime)
+        config = prof.sim_config(**self.pars.s.sim_overrides)
         tables = []
         for name in workloads:
             reqs = self.workload(name)
             cap = saturation_throughput(reqs, config, prof.step_time)
-            rates = [cap * f for f in self.p["h2h_loads"]]
+            rates = [cap * f for f in self.s.loads]
             logger.info("head-to-head %s: %d requests, saturation %.2f req/s", name, len(reqs), cap)
-            table = rate_sweep(reqs, rates, self.policies(name), config, prof.step_time, seed=self.p["seed"],
+            table = rate_sweep(reqs, rates, self.policies(name), config, prof.step_time, seed=self.s.seed,
                                capacity=cap, out_dir=self.out / name)
             (self.out / name / "data.json").write_text(json.dumps({
-                "evaluated": f"{len(reqs)} requests (workload {name!r}, seed {self.p['seed']})",
+                "evaluated": f"{len(reqs)} requests (workload {name!r}, seed {self.s.seed})",
                 "ewsjf_partition_sample": self.partition_sample(name)[1]}, indent=2) + "\n")
             tables.append(table.assign(workload=name))
         return pd.concat(tables, ignore_index=True)

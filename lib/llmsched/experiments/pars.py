@@ -14,7 +14,7 @@ Stages (inputs → outputs under results/pars/<profile>/):
     serve    the real engine (Gemma-3-270M on CPU) at an overloaded rate, FCFS / rankers / oracle (and EWSJF
              with `pars_serving_ewsjf`, the head-to-head on the real engine) → serve/
     agreement  the serve runs replayed in the simulator with the calibrated step-time profile of the engine
-             (`pars_agreement_profile`, or with `pars_agreement_calibrate` one measured right after the serve
+             (`pars_agreement_steptime`, or with `pars_agreement_calibrate` one measured right after the serve
              runs), same arrivals and policy arguments → agreement/comparison.csv/.md
     reasoning  (gpu profile only: needs the hub and a GPU) a reasoning model's lengths on MATH-plus → PARS
              trained on them → simulator sweep with those measured lengths → reasoning/
@@ -32,8 +32,10 @@ from typing import Any
 
 import pandas as pd
 
+from llmsched.experiments.settings import EWSJFSettings, PARSSettings
 from llmsched.experiments.stages import run_stages_cli, select_policies
 from llmsched.paths import results_dir
+from llmsched.policies import PolicySpec
 
 logger = logging.getLogger(__name__)
 
@@ -45,8 +47,9 @@ class ParsExperiments:
     """The stages of the PARS experiments for one parameter set (a profile's values)."""
 
     def __init__(self, params: dict[str, Any], out_root: str | Path | None = None) -> None:
-        self.p = params
-        self.out = Path(out_root) if out_root is not None else results_dir() / "pars" / str(params["profile"])
+        self.s = PARSSettings.from_params(params)
+        self._ewsjf_max_queues = EWSJFSettings.from_params(params).max_queues
+        self.out = Path(out_root) if out_root is not None else results_dir() / "pars" / self.s.profile
         self.out.mkdir(parents=True, exist_ok=True)
         self._split = None
 
@@ -55,29 +58,29 @@ class ParsExperiments:
         from llmsched.predictors.data import model_tokenizer, sharegpt_split
 
         if self._split is None:
-            self._split = sharegpt_split(model_tokenizer(self.p["model"]), self.p["pars_n_train"],
-                                         self.p["pars_n_test"], seed=self.p["seed"],
-                                         max_prompt_tokens=self.p["pars_max_prompt_tokens"],
-                                         n_extra=self.p.get("pars_proxy_pool", 0))
+            self._split = sharegpt_split(model_tokenizer(self.s.model), self.s.n_train,
+                                         self.s.n_test, seed=self.s.seed,
+                                         max_prompt_tokens=self.s.max_prompt_tokens,
+                                         n_extra=self.s.proxy_pool)
         return self._split
 
     def engine(self, **overrides: Any):
         from llmsched.serving.engine import EngineConfig
 
-        return EngineConfig(**{"model": self.p["model"], "seed": self.p["seed"], **self.p.get("pars_engine", {}),
+        return EngineConfig(**{"model": self.s.model, "seed": self.s.seed, **self.s.engine,
                                **overrides})
 
     # ------------------------------------------------------------------ stages
     def collect(self) -> pd.DataFrame:
         from llmsched.serving.lengths import LengthSampling, collect_lengths
 
-        reqs = self.split().collection_set(self.p["pars_collect_train"], self.p["pars_collect_test"])
-        extra = dict(self.p.get("pars_collect_sampling", {}))
+        reqs = self.split().collection_set(self.s.collect_train, self.s.collect_test)
+        extra = dict(self.s.collect_sampling)
         if "stop" in extra:
             extra["stop"] = tuple(extra["stop"])
-        sampling = LengthSampling(max_tokens=self.p["pars_collect_max_tokens"],
-                                  n_samples=self.p["pars_collect_samples"], **extra)
-        return collect_lengths(reqs, self.engine(max_num_seqs=self.p["pars_collect_max_num_seqs"]), sampling)
+        sampling = LengthSampling(max_tokens=self.s.collect_max_tokens,
+                                  n_samples=self.s.collect_samples, **extra)
+        return collect_lengths(reqs, self.engine(max_num_seqs=self.s.collect_max_num_seqs), sampling)
 
     def lengths_table(self) -> pd.DataFrame:
         """One row per collected prompt: split, prompt tokens, ChatGPT's length, the serving model's mean length
@@ -99,10 +102,10 @@ class ParsExperiments:
     def study(self) -> dict[str, pd.DataFrame]:
         from llmsched.predictors.study import StudyConfig, run_ranker_study
 
-        cfg = StudyConfig(train=dict(self.p.get("pars_train", {})),
-                          ablation_overrides=dict(self.p.get("pars_ablation", {})),
-                          backbones=tuple(self.p.get("pars_backbones", ("minilm",))),
-                          target_name=self.p["model"], seed=self.p["seed"])
+        cfg = StudyConfig(train=dict(self.s.train),
+                          ablation_overrides=dict(self.s.ablation),
+                          backbones=tuple(self.s.backbones),
+                          target_name=self.s.model, seed=self.s.seed)
         return run_ranker_study(self.split(), cfg, self.out / "rankers", target_lengths=self.collect())
 
     def rankers(self) -> dict[str, Any]:
@@ -112,7 +115,7 @@ class ParsExperiments:
         from llmsched.predictors.ranker import train_cached
         from llmsched.predictors.study import StudyConfig
 
-        cfg = StudyConfig(train=dict(self.p.get("pars_train", {})))
+        cfg = StudyConfig(train=dict(self.s.train))
         split = self.split()
         prompts = [r.prompt for r in split.train]
         lengths = np.array([r.output_tokens for r in split.train], dtype=float)
@@ -140,31 +143,31 @@ class ParsExperiments:
         from llmsched.sim import load_profile
         from llmsched.sim.sweep import rate_sweep, saturation_throughput
 
-        prof = load_profile(self.p["pars_sim_profile"])
-        config = prof.sim_config(**self.p.get("pars_sim_overrides", {}))
+        prof = load_profile(self.s.sim_steptime)
+        config = prof.sim_config(**self.s.sim_overrides)
         cap = saturation_throughput(requests, config, prof.step_time)
-        rates = [cap * f for f in self.p["pars_sim_loads"]]
-        specs = ranker_policies(list(rankers), starvation_limit=self.p["pars_starvation_limit"])
-        specs["pars-noguard"] = ("pars", {"score_key": "score_pars", "starvation_limit": None})
+        rates = [cap * f for f in self.s.sim_loads]
+        specs = ranker_policies(list(rankers), starvation_limit=self.s.starvation_limit)
+        specs["pars-noguard"] = PolicySpec("sjf", {"score_key": "score_pars", "starvation_limit": None})
         logger.info("%s: saturation throughput %.2f req/s; rates %s", name, cap, [round(r, 2) for r in rates])
-        return rate_sweep(requests, rates, specs, config, prof.step_time, seed=self.p["seed"], capacity=cap,
+        return rate_sweep(requests, rates, specs, config, prof.step_time, seed=self.s.seed, capacity=cap,
                           out_dir=self.out / name)
 
     def sim(self) -> pd.DataFrame:
         """Paper-scale sweep: the test prompts (repeated to pars_sim_n requests) with ChatGPT lengths."""
         reqs = self.scored_test()
-        return self._sweep(repeat_requests(reqs, self.p["pars_sim_n"]), "sim")
+        return self._sweep(repeat_requests(reqs, self.s.sim_n), "sim")
 
     def proxy(self) -> pd.DataFrame:
         from llmsched.predictors.scheduling import reasoning_proxy
         from llmsched.sim import load_profile
 
-        max_len = load_profile(self.p["pars_sim_profile"]).sim_config(**self.p.get("pars_sim_overrides", {}))
-        proxy = reasoning_proxy(self.split().extra, seed=self.p["seed"], max_model_len=max_len.max_model_len)
+        max_len = load_profile(self.s.sim_steptime).sim_config(**self.s.sim_overrides)
+        proxy = reasoning_proxy(self.split().extra, seed=self.s.seed, max_model_len=max_len.max_model_len)
         if len(proxy) < 10:
             raise ValueError(f"only {len(proxy)} math/code prompts among {len(self.split().extra)} extra prompts; "
                              "raise pars_proxy_pool in the profile")
-        return self._sweep(repeat_requests(self.scored_test(proxy), self.p["pars_sim_n"]), "sim_proxy")
+        return self._sweep(repeat_requests(self.scored_test(proxy), self.s.sim_n), "sim_proxy")
 
     def serve(self) -> pd.DataFrame:
         from llmsched.predictors.scheduling import ranker_policies
@@ -172,25 +175,25 @@ class ParsExperiments:
         from llmsched.serving.runner import RunConfig
         from llmsched.workload import assign_arrivals, make_arrivals
 
-        pool = [r for r in self.scored_test() if r.output_tokens <= self.p["pars_serving_max_output_tokens"]]
-        reqs = pool[: self.p["pars_serving_n"]]
-        if len(reqs) < self.p["pars_serving_n"]:
-            raise ValueError(f"only {len(reqs)} test prompts with <= {self.p['pars_serving_max_output_tokens']} "
+        pool = [r for r in self.scored_test() if r.output_tokens <= self.s.serving_max_output_tokens]
+        reqs = pool[: self.s.serving_n]
+        if len(reqs) < self.s.serving_n:
+            raise ValueError(f"only {len(reqs)} test prompts with <= {self.s.serving_max_output_tokens} "
                              "output tokens; raise pars_n_test")
-        times = make_arrivals("poisson", len(reqs), self.p["pars_serving_rate"], seed=self.p["seed"])
+        times = make_arrivals("poisson", len(reqs), self.s.serving_rate, seed=self.s.seed)
         reqs = assign_arrivals(reqs, times)
-        specs = ranker_policies(list(RANKERS), starvation_limit=self.p["pars_starvation_limit"])
-        if self.p.get("pars_serving_ewsjf"):
+        specs = ranker_policies(list(RANKERS), starvation_limit=self.s.starvation_limit)
+        if self.s.serving_ewsjf:
             # EWSJF on the same workload: queues learned from prompt lengths the engine never serves (the training
             # split's, as many as served), C_prefill from the engine's calibrated step-time profile (the
             # head-to-head on the real engine)
             from llmsched.experiments.ewsjf import ewsjf_specs
 
             sample = [r.prompt_tokens for r in self.split().train[: len(reqs)]]
-            specs["ewsjf"] = ewsjf_specs(sample, self.p["pars_agreement_profile"],
-                                         self.p.get("ewsjf_max_queues", 8))["ewsjf"]
-        specs = select_policies(specs, self.p.get("pars_serving_policies"))
-        engine = self.engine(max_num_seqs=self.p["serving_max_num_seqs"])
+            specs["ewsjf"] = ewsjf_specs(sample, self.s.agreement_steptime,
+                                         self._ewsjf_max_queues)["ewsjf"]
+        specs = select_policies(specs, self.s.serving_policies)
+        engine = self.engine(max_num_seqs=self.s.serving_max_num_seqs)
         return compare_policies(reqs, engine, specs, self.out / "serve", run=RunConfig(mode="replay"))
 
     def agreement(self) -> pd.DataFrame:
@@ -211,12 +214,12 @@ class ParsExperiments:
             limits = {k: eng[k] for k in ("max_num_seqs", "max_num_batched_tokens", "max_model_len")}
             sim = simulate(sim_requests(root, real), prof.sim_config(**limits), prof.step_time, eng["policy"],
                            policy_args=eng.get("policy_args") or {})
-            pairs[(f"{self.p['model']} @ {self.p['pars_serving_rate']} req/s", label)] = (real, sim.frame)
+            pairs[(f"{self.s.model} @ {self.s.serving_rate} req/s", label)] = (real, sim.frame)
         table = comparison_table(pairs)
         write_table(table, self.out / "agreement", header=f"Simulator ({prof.name}) vs real engine, serve stage")
         (self.out / "agreement" / "agreement.json").write_text(json.dumps({
             "profile": prof.name, "profile_path": str(prof.path) if prof.path else None,
-            "measured_after_the_runs": bool(self.p.get("pars_agreement_calibrate")), "policies": labels},
+            "measured_after_the_runs": bool(self.s.agreement_calibrate), "policies": labels},
             indent=2) + "\n")
         return table
 
@@ -224,15 +227,15 @@ class ParsExperiments:
         """The step-time profile the agreement stage simulates with: the shipped one, or with
         `pars_agreement_calibrate` one measured on this machine now (cached under agreement/calibration/), so
         that the comparison tests the scheduling model rather than how far the machine's speed has drifted."""
-        if not self.p.get("pars_agreement_calibrate"):
-            return self.p["pars_agreement_profile"]
+        if not self.s.agreement_calibrate:
+            return self.s.agreement_steptime
         from llmsched.serving.calibrate import calibrate, default_profile_name
 
         folder = self.out / "agreement" / "calibration"
-        path = folder / f"{default_profile_name(self.p['model'])}-measured.json"
+        path = folder / f"{default_profile_name(self.s.model)}-measured.json"
         if not path.exists():
-            eng = self.engine(max_num_seqs=self.p["serving_max_num_seqs"])
-            calibrate(self.p["model"], out=path, steps_dir=folder, seed=self.p["seed"], max_num_seqs=eng.max_num_seqs,
+            eng = self.engine(max_num_seqs=self.s.serving_max_num_seqs)
+            calibrate(self.s.model, out=path, steps_dir=folder, seed=self.s.seed, max_num_seqs=eng.max_num_seqs,
                       max_num_batched_tokens=eng.max_num_batched_tokens, max_model_len=eng.max_model_len,
                       kv_cache_gib=eng.kv_cache_gib)
         return path
@@ -250,27 +253,27 @@ class ParsExperiments:
         from llmsched.serving.lengths import LengthSampling, collect_lengths
         from llmsched.workload import load_dataset_records, to_requests
 
-        model = self.p.get("pars_reasoning_model")
+        model = self.s.reasoning_model
         if not model:
             raise ValueError("this profile sets no pars_reasoning_model: the reasoning stage runs in the gpu "
                              "profile (a GPU, the hub for model and MATH-plus); offline, the proxy stage stands in")
-        records, _ = load_dataset_records(self.p["pars_reasoning_dataset"], limit=self.p["pars_reasoning_n"] * 2)
-        reqs, _ = to_requests(records, model_tokenizer(model), limit=self.p["pars_reasoning_n"], seed=self.p["seed"],
-                              max_prompt_tokens=self.p["pars_max_prompt_tokens"])
+        records, _ = load_dataset_records(self.s.reasoning_dataset, limit=self.s.reasoning_n * 2)
+        reqs, _ = to_requests(records, model_tokenizer(model), limit=self.s.reasoning_n, seed=self.s.seed,
+                              max_prompt_tokens=self.s.max_prompt_tokens)
         sampling = LengthSampling(template="{prompt}", stop=(), chat=True,
-                                  max_tokens=self.p["pars_reasoning_max_tokens"], temperature=0.6, top_p=0.95)
-        table = collect_lengths(reqs, self.engine(model=model, max_model_len=self.p["pars_reasoning_max_model_len"]),
+                                  max_tokens=self.s.reasoning_max_tokens, temperature=0.6, top_p=0.95)
+        table = collect_lengths(reqs, self.engine(model=model, max_model_len=self.s.reasoning_max_model_len),
                                 sampling)
         by_id, _ = target_lengths_by_id(table)
         measured = [dataclasses.replace(r, output_tokens=int(round(by_id[r.request_id]))) for r in reqs
                     if r.request_id in by_id]
         n_test = max(10, len(measured) // 10)
         train, test = measured[:-n_test], measured[-n_test:]
-        cfg = StudyConfig(train=dict(self.p.get("pars_train", {})))
+        cfg = StudyConfig(train=dict(self.s.train))
         pars = train_cached(cfg.train_config("pars"), [r.prompt for r in train],
                             np.array([r.output_tokens for r in train], dtype=float))
         scored, _ = score_workload(test, {"pars": pars})
-        return self._sweep(repeat_requests(scored, self.p["pars_sim_n"]), "reasoning", rankers=("pars",))
+        return self._sweep(repeat_requests(scored, self.s.sim_n), "reasoning", rankers=("pars",))
 
 
 def repeat_requests(requests, n: int):

@@ -16,6 +16,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from llmsched.policies import PolicySpec
+
 
 def admission_cost(name: str, n_waiting: int, n_admissions: int, per_step: int = 8, seed: int = 0,
                    **policy_args: Any) -> dict[str, float]:
@@ -60,15 +62,15 @@ def policy_costs(n_waiting: int, n_admissions: int, n_queues: int = 30) -> pd.Da
     """The policies of both papers side by side; EWSJF with `n_queues` equal-width queues over 100-16,000."""
     bounds = equal_width_bounds(n_queues)
     cases = {
-        "fcfs": ("fcfs", {}),
-        "sjf (score)": ("sjf", {}),
-        "pars (guard 1000)": ("pars", {"starvation_limit": 1000}),
-        "oracle-sjf": ("oracle-sjf", {}),
-        "prompt-sjf": ("prompt-sjf", {}),
-        "ewsjf": ("ewsjf", {"bounds": bounds, "max_queues": n_queues, "steptime": "a100-80gb_llama-2-13b",
+        "fcfs": PolicySpec("fcfs", {}),
+        "sjf (score)": PolicySpec("sjf", {}),
+        "pars (guard 1000)": PolicySpec("sjf", {"starvation_limit": 1000}),
+        "oracle-sjf": PolicySpec("oracle-sjf", {}),
+        "prompt-sjf": PolicySpec("prompt-sjf", {}),
+        "ewsjf": PolicySpec("ewsjf", {"bounds": bounds, "max_queues": n_queues, "steptime": "a100-80gb_llama-2-13b",
                             "bubbles": False}),
-        "ewsjf-released": ("ewsjf-released", {"bounds": bounds, "max_queues": n_queues}),
+        "ewsjf-released": PolicySpec("ewsjf-released", {"bounds": bounds, "max_queues": n_queues}),
     }
-    rows = [{"policy": label, **admission_cost(name, n_waiting, n_admissions, **args)}
-            for label, (name, args) in cases.items()]
+    rows = [{"policy": label, **admission_cost(spec.name, n_waiting, n_admissions, **spec.args)}
+            for label, spec in cases.items()]
     return pd.DataFrame(rows)

@@ -151,7 +151,7 @@ class Report:
             "pars_backbones": lambda: F.ranker_backbones(self.backbones),
             "pars_transfer": lambda: F.transfer(self.transfer_t),
             "pars_sim_latency_vs_rate": lambda: F.latency_vs_rate(self.pars_sim, "PARS, ShareGPT (simulator, "
-                                                                  f"{self.p['pars_sim_profile']})"),
+                                                                  f"{self.p['pars_sim_steptime']})"),
             "pars_sim_throughput": lambda: F.throughput_vs_rate(self.pars_sim, "PARS, ShareGPT: output throughput",
                                                                 "token_throughput"),
             "pars_sim_cdf": lambda: F.latency_cdf(slice_top, f"PARS, ShareGPT at load {top:g} (simulator)"),

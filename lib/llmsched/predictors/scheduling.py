@@ -19,10 +19,10 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 import numpy as np
 
+from llmsched.policies import PolicySpec
 from llmsched.predictors.base import Predictor, ScoreReport, score_requests
 from llmsched.workload import Request
 
@@ -54,21 +54,22 @@ def score_workload(
 
 def ranker_policies(
     labels: Sequence[str], starvation_limit: int | None = None, baselines: bool = True
-) -> dict[str, tuple[str, dict[str, Any]]]:
-    """Policy specs label -> (policy, args): FCFS, one score-SJF per ranker label, oracle SJF; with the "pars"
-    ranker also "pars-released", PARS as its authors run it (its score as vLLM request priority, vLLM's priority
-    scheduler: llmsched.policies.priority).
+) -> dict[str, PolicySpec]:
+    """Policy specs by label: FCFS, one score-SJF per ranker label, oracle SJF; with the "pars" ranker also
+    "pars-released", PARS as its authors run it (its score as vLLM request priority, vLLM's priority scheduler:
+    llmsched.policies.priority).
 
-    Rankers run as the "pars" policy class reading their own score hint; `starvation_limit` applies to all of
-    them alike (None: no guard, as in the paper).
+    Every ranker schedules through the same guarded score-SJF queue (policy "sjf") reading its own score hint, so
+    comparisons between rankers differ only in the scores; `starvation_limit` applies to all of them alike (None:
+    no guard, as in the paper).
     """
-    specs: dict[str, tuple[str, dict[str, Any]]] = {"fcfs": ("fcfs", {})} if baselines else {}
+    specs: dict[str, PolicySpec] = {"fcfs": PolicySpec("fcfs", {})} if baselines else {}
     for label in labels:
-        specs[label] = ("pars", {"score_key": score_key(label), "starvation_limit": starvation_limit})
+        specs[label] = PolicySpec("sjf", {"score_key": score_key(label), "starvation_limit": starvation_limit})
         if label == "pars":
-            specs["pars-released"] = ("pars-released", {"score_key": score_key(label)})
+            specs["pars-released"] = PolicySpec("pars-released", {"score_key": score_key(label)})
     if baselines:
-        specs["oracle-sjf"] = ("oracle-sjf", {})
+        specs["oracle-sjf"] = PolicySpec("oracle-sjf", {})
     return specs
 
 

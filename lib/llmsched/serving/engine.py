@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -20,6 +21,8 @@ class EngineConfig:
 
     model             a path, or a prepared model name of llmsched.models ("tiny", "gemma")
     policy            llmsched policy name (see llmsched.policies.POLICIES); policy_args go to its constructor.
+                      Both are checked and the queue is built once when the config is made (`spec`, `queue`),
+                      so bad arguments fail before vLLM loads a model; policy_args are kept in JSON form.
                       Policies that are vLLM's priority scheduling (`vllm-priority`, `pars-released`) run vLLM's
                       own queues with scheduling_policy="priority"; the runner passes each request's priority.
     plugin            False runs stock vLLM (no llmsched code in the engine; policy must be "fcfs" or a vLLM
@@ -46,10 +49,10 @@ class EngineConfig:
     extra: dict[str, Any] = field(default_factory=dict)  # any other vllm.LLM keyword argument
 
     def __post_init__(self) -> None:
-        from llmsched.policies import POLICIES
+        from llmsched.policies import PolicySpec
 
-        if self.policy not in POLICIES:
-            raise ValueError(f"unknown policy {self.policy!r}; valid policies: {', '.join(sorted(POLICIES))}")
+        spec = PolicySpec(self.policy, dict(self.policy_args))  # ValueError for unknown names and arguments
+        self.policy_args = spec.to_json()["args"]
         if not self.plugin and not (self.policy == "fcfs" and not self.policy_args) and not self.vllm_priority:
             raise ValueError(f"plugin=False runs stock vLLM (FCFS, or its priority scheduling); policy "
                              f"{self.policy!r} needs plugin=True")
@@ -58,23 +61,33 @@ class EngineConfig:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
         if not isinstance(self.kv_cache_gib, int) or self.kv_cache_gib <= 0:
             raise ValueError(f"kv_cache_gib must be a positive integer (GiB), got {self.kv_cache_gib!r}")
-        self.build_policy()  # bad policy arguments fail here, before vLLM loads a model
+        self._spec = spec
+        self._queue = spec.build()  # bad argument values fail here, before vLLM loads a model
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    @classmethod
+    def for_policy(cls, base: EngineConfig, spec: Any) -> EngineConfig:
+        """`base` with its policy replaced by `spec` (a PolicySpec, a name, or (name, args))."""
+        from llmsched.policies import PolicySpec
+
+        spec = PolicySpec.parse(spec)
+        return dataclasses.replace(base, policy=spec.name, policy_args=spec.to_json()["args"])
+
+    @property
+    def spec(self) -> Any:
+        """The policy as a PolicySpec (arguments resolved)."""
+        return self._spec
+
     @property
     def vllm_priority(self) -> bool:
         """Whether the policy is vLLM's own priority scheduling (scheduling_policy="priority")."""
-        from llmsched.policies import POLICIES
-
-        return POLICIES[self.policy].uses_vllm_priority
+        return self._spec.cls.uses_vllm_priority
 
     def build_policy(self) -> Any:
-        """The policy object (ValueError for bad arguments): the runner asks it for vLLM request priorities."""
-        from llmsched.policies import make_policy
-
-        return make_policy(self.policy, **self.policy_args)
+        """The policy queue built when the config was made: the runner asks it for vLLM request priorities."""
+        return self._queue
 
     def resolved_model(self) -> str:
         if Path(self.model).exists() or "/" in self.model:
@@ -103,7 +116,7 @@ class EngineConfig:
         if self.plugin:
             kw["scheduler_cls"] = {None: AUTO_SCHEDULER_CLS, True: ASYNC_SCHEDULER_CLS}.get(self.async_scheduling,
                                                                                            SCHEDULER_CLS)
-            kw["additional_config"] = {"llmsched": {"policy": self.policy, "args": dict(self.policy_args)}}
+            kw["additional_config"] = {"llmsched": self._spec.to_json()}
         kw.update(self.extra)
         return kw
 

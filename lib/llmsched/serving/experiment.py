@@ -22,6 +22,7 @@ import pandas as pd
 
 from llmsched.analysis.metrics import SLO, compare
 from llmsched.analysis.tables import to_markdown
+from llmsched.policies import PolicySpec
 from llmsched.records import read_run
 from llmsched.serving.engine import EngineConfig, config_hash, json_key
 from llmsched.serving.runner import EngineRunner, RunConfig
@@ -74,7 +75,7 @@ def _workload_hash(requests: list[Request]) -> str:
 def compare_policies(
     requests: list[Request],
     engine: EngineConfig,
-    policies: Sequence[str] | Mapping[str, tuple[str, Mapping[str, Any]]],
+    policies: Sequence[str] | Mapping[str, PolicySpec | tuple[str, Mapping[str, Any]]],
     out_root: str | Path,
     run: RunConfig | None = None,
     slo: SLO | None = None,
@@ -82,8 +83,9 @@ def compare_policies(
 ) -> pd.DataFrame:
     """Run `requests` under each policy on a fresh engine; return (and save) the summary table.
 
-    `policies` is a list of policy names (run with the engine's policy_args), or a mapping label ->
-    (policy name, policy args), e.g. one "pars" policy per ranker score; results go to out_root/<label>/.
+    `policies` is a list of policy names (run with the engine's policy_args), or a mapping label -> PolicySpec
+    (or (name, args)), e.g. one score-SJF policy per ranker score; results go to out_root/<label>/. Every spec is
+    checked before the first engine starts.
     """
     run = run or RunConfig()
     out = Path(out_root)
@@ -91,10 +93,10 @@ def compare_policies(
     save_workload(requests, out / "workload.parquet")
     wl_hash = _workload_hash(requests)
     frames: dict[str, pd.DataFrame] = {}
-    specs = (dict(policies) if isinstance(policies, Mapping)
-             else {p: (p, engine.policy_args) for p in policies})
-    for policy, (name, args) in specs.items():
-        cfg = dataclasses.replace(engine, policy=name, policy_args=dict(args))
+    specs = ({label: PolicySpec.parse(s) for label, s in policies.items()} if isinstance(policies, Mapping)
+             else {p: PolicySpec(p, engine.policy_args) for p in policies})
+    configs = {label: EngineConfig.for_policy(engine, spec) for label, spec in specs.items()}
+    for policy, cfg in configs.items():
         run_dir = out / policy
         key = json_key({"engine": cfg.to_dict(), "run": dataclasses.asdict(run), "workload": wl_hash})
         marker = run_dir / "run_key.json"

@@ -3,8 +3,9 @@
     cap = saturation_throughput(requests, config, step_time)          # req/s with everything queued at once
     table = rate_sweep(requests, [0.5 * cap, cap, 2 * cap], policies, config, step_time, seed=0, out_dir=...)
 
-`policies` maps a label to (policy name, policy args), e.g. {"pars": ("pars", {"score_key": "score_pars"})},
-so one policy class can appear with different scores (PARS, LTR, pointwise rankers) and settings. Each rate
+`policies` maps a label to a PolicySpec (or a (name, args) pair), e.g.
+{"pars": PolicySpec("sjf", {"score_key": "score_pars", "starvation_limit": 1000})}, so one policy class can
+appear with different scores (PARS, LTR, pointwise rankers) and settings. Each rate
 gets fresh arrival times from the same seed (the same arrival pattern, scaled), shared by all policies.
 
 Outputs in `out_dir`: summary.parquet (one row per label × rate: llmsched.analysis.metrics summary columns
@@ -24,6 +25,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from llmsched.analysis.metrics import summarize
+from llmsched.policies import PolicySpec
 from llmsched.sim.simulator import simulate
 from llmsched.steptime.limits import SimConfig
 from llmsched.steptime.models import StepTimeModel
@@ -31,7 +33,7 @@ from llmsched.workload import Request, assign_arrivals, make_arrivals
 
 logger = logging.getLogger(__name__)
 
-PolicySpecs = Mapping[str, tuple[str, Mapping[str, Any]]]
+PolicySpecs = Mapping[str, PolicySpec | tuple[str, Mapping[str, Any]]]
 
 
 def saturation_throughput(requests: Sequence[Request], config: SimConfig, step_time: StepTimeModel) -> float:
@@ -68,14 +70,15 @@ def rate_sweep(
         raise ValueError(f"rates must be a non-empty list of positive numbers, got {list(rates)}")
     if not policies:
         raise ValueError("no policies to sweep")
+    specs = {label: PolicySpec.parse(s) for label, s in policies.items()}  # all checked before the first run
     rows, frames = [], []
     jobs = [(rate, label) for rate in rates for label in policies]
     for rate, label in tqdm(jobs, desc="sim sweep", disable=not progress, unit="run"):
         times = make_arrivals(arrivals, len(requests), rate, seed=seed, burstiness=burstiness)
         timed = assign_arrivals(list(requests), times)
-        name, args = policies[label]
-        res = simulate(timed, config, step_time, name, policy_args=dict(args))
-        row = {"label": label, "policy": name, "rate": float(rate), **summarize(res.frame)}
+        spec = specs[label]
+        res = simulate(timed, config, step_time, spec.name, policy_args=dict(spec.args))
+        row = {"label": label, "policy": spec.name, "rate": float(rate), **summarize(res.frame)}
         if capacity:
             row["load"] = float(rate) / capacity
         pstats = res.stats.get("policy_stats", {})
@@ -90,7 +93,7 @@ def rate_sweep(
         table.to_parquet(out / "summary.parquet", index=False)
         pd.concat(frames, ignore_index=True).to_parquet(out / "requests.parquet", index=False)
         meta = {"engine": config.to_dict(),
-                "step_time": repr(step_time), "policies": {k: [v[0], dict(v[1])] for k, v in policies.items()},
+                "step_time": repr(step_time), "policies": {k: s.to_json() for k, s in specs.items()},
                 "rates": list(map(float, rates)), "seed": seed, "arrivals": arrivals, "burstiness": burstiness,
                 "n_requests": len(requests), "capacity_req_s": capacity}
         (out / "sweep.json").write_text(json.dumps(meta, indent=2, default=str) + "\n")

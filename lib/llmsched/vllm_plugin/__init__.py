@@ -7,7 +7,7 @@ from llmsched.vllm_plugin.scheduler import (
     AsyncPolicyScheduler,
     AutoPolicyScheduler,
     PolicyScheduler,
-    PolicySpec,
+    policy_from_vllm_config,
     vllm_request_view,
 )
 
@@ -22,6 +22,6 @@ __all__ = [
     "AsyncPolicyScheduler",
     "AutoPolicyScheduler",
     "PolicyScheduler",
-    "PolicySpec",
+    "policy_from_vllm_config",
     "vllm_request_view",
 ]

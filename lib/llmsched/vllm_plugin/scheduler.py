@@ -35,7 +35,6 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
 from vllm.logger import init_logger
@@ -44,7 +43,7 @@ from vllm.v1.core.sched.request_queue import RequestQueue, SchedulingPolicy
 from vllm.v1.core.sched.scheduler import Scheduler
 from vllm.v1.request import Request
 
-from llmsched.policies import PolicyQueue, RequestView, make_policy
+from llmsched.policies import PolicyQueue, PolicySpec, RequestView
 
 # under vLLM's logger tree, so the message appears in the engine's log with vLLM's format
 logger = init_logger("vllm.plugins.llmsched")
@@ -53,33 +52,28 @@ logger = init_logger("vllm.plugins.llmsched")
 RequestQueue.register(PolicyQueue)
 
 
-@dataclass(frozen=True)
-class PolicySpec:
-    name: str = "fcfs"
-    args: dict[str, Any] = field(default_factory=dict)
-
-    @classmethod
-    def from_vllm_config(cls, vllm_config: Any) -> PolicySpec | None:
-        """The configured llmsched policy, or None when none is configured (stock vLLM queues)."""
-        extra = getattr(vllm_config, "additional_config", None) or {}
-        conf = extra.get("llmsched") if isinstance(extra, dict) else None
-        if conf is not None:
-            if not isinstance(conf, dict) or "policy" not in conf:
-                raise ValueError(
-                    f'additional_config["llmsched"] must be {{"policy": name, "args": {{}}}}, got {conf!r}'
-                )
-            return cls(conf["policy"], dict(conf.get("args") or {}))
-        name = os.environ.get("LLMSCHED_POLICY", "")
-        raw = os.environ.get("LLMSCHED_POLICY_ARGS", "")
-        if not name:
-            if raw:
-                raise ValueError("LLMSCHED_POLICY_ARGS is set but LLMSCHED_POLICY is not: name the policy")
-            return None
-        try:
-            args = json.loads(raw) if raw else {}
-        except json.JSONDecodeError as e:
-            raise ValueError(f"LLMSCHED_POLICY_ARGS is not valid JSON ({e}): {raw!r}") from None
-        return cls(name, args)
+def policy_from_vllm_config(vllm_config: Any) -> PolicySpec | None:
+    """The configured llmsched policy (module docstring: where it comes from), or None when none is configured
+    (stock vLLM queues). ValueError for a malformed config, an unknown policy or bad arguments."""
+    extra = getattr(vllm_config, "additional_config", None) or {}
+    conf = extra.get("llmsched") if isinstance(extra, dict) else None
+    if conf is not None:
+        if not isinstance(conf, dict) or "policy" not in conf:
+            raise ValueError(
+                f'additional_config["llmsched"] must be {{"policy": name, "args": {{}}}}, got {conf!r}'
+            )
+        return PolicySpec(conf["policy"], dict(conf.get("args") or {}))
+    name = os.environ.get("LLMSCHED_POLICY", "")
+    raw = os.environ.get("LLMSCHED_POLICY_ARGS", "")
+    if not name:
+        if raw:
+            raise ValueError("LLMSCHED_POLICY_ARGS is set but LLMSCHED_POLICY is not: name the policy")
+        return None
+    try:
+        args = json.loads(raw) if raw else {}
+    except json.JSONDecodeError as e:
+        raise ValueError(f"LLMSCHED_POLICY_ARGS is not valid JSON ({e}): {raw!r}") from None
+    return PolicySpec(name, args)
 
 
 def vllm_request_view(request: Request) -> RequestView:
@@ -99,13 +93,13 @@ class _PolicyQueues:
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[call-arg]
-        spec = PolicySpec.from_vllm_config(self.vllm_config)
+        spec = policy_from_vllm_config(self.vllm_config)
         self.policy_spec = spec
         self._installed = False
         if spec is None:
             logger.info("llmsched: no policy configured; vLLM's own %s waiting queues", self.policy.value)
             return
-        queue = make_policy(spec.name, view=vllm_request_view, **spec.args)  # ValueError for bad names/args
+        queue = spec.build(view=vllm_request_view)  # ValueError for bad argument values
         if queue.uses_vllm_priority:
             if self.policy != SchedulingPolicy.PRIORITY:
                 raise ValueError(f"llmsched policy {spec.name!r} is vLLM's priority scheduling: start vLLM with "
@@ -121,9 +115,9 @@ class _PolicyQueues:
         if len(self.waiting) or len(self.kv_holding_waiting):
             raise RuntimeError("llmsched: vLLM queued requests before the policy queue was installed")
         self.waiting = queue
-        self.kv_holding_waiting = make_policy(spec.name, view=vllm_request_view, **spec.args)
+        self.kv_holding_waiting = spec.build(view=vllm_request_view)
         self._installed = True
-        logger.info("llmsched: waiting queues use policy %s %s", spec.name, spec.args or "")
+        logger.info("llmsched: waiting queues use policy %s %s", spec.name, spec.to_json()["args"] or "")
 
     def schedule(self, *args: Any, **kwargs: Any) -> Any:
         if self._installed:

@@ -1,0 +1,164 @@
+"""Typed settings of the experiment drivers, built from a profile's flat parameters.
+
+A profile (artifact/profiles/<name>.yaml, or a notebook's parameters cell) is one flat dict; each driver reads
+the keys of its own prefix plus the shared keys:
+
+    shared     profile, model, seed, serving_max_num_seqs
+    pars_*     PARSSettings   (llmsched.experiments.pars)
+    ewsjf_*    EWSJFSettings  (llmsched.experiments.ewsjf)
+    h2h_*      HeadToHeadSettings (llmsched.experiments.headtohead; it also reads the pars_ and ewsjf_ settings)
+
+`from_params` takes a driver's keys (prefix stripped: `pars_sim_n` → `sim_n`), rejects keys of its prefix that it
+does not know (a typo fails instead of silently keeping a default), ignores the other drivers' keys, and
+checks values (`__post_init__`). Each default is written here once; the drivers never default a key again.
+Every step-time setting is named `*_steptime` (a step-time profile of llmsched.steptime, by name or path);
+"profile" means a run profile only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, TypeVar
+
+S = TypeVar("S", bound="_Settings")
+
+SHARED = ("profile", "model", "seed", "serving_max_num_seqs")
+
+
+@dataclass(frozen=True)
+class _Settings:
+    """Shared keys of every driver."""
+
+    prefix: ClassVar[str] = ""
+
+    profile: str = "smoke"  # run profile: names every output folder
+    model: str = "tiny"  # serving model: a prepared name (tiny, gemma), a folder or a hub id
+    seed: int = 0  # every draw (prompt split, arrivals, training) is seeded from this
+    serving_max_num_seqs: int = 16  # real engine: concurrent sequences
+
+    @classmethod
+    def from_params(cls: type[S], params: Mapping[str, Any]) -> S:
+        """The settings in `params` (a profile's flat dict); ValueError naming unknown keys of this prefix."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        own = {k[len(cls.prefix):]: v for k, v in params.items() if k.startswith(cls.prefix)}
+        unknown = sorted(cls.prefix + k for k in own if k not in names or k in SHARED)
+        if unknown:
+            valid = sorted(cls.prefix + n for n in names if n not in SHARED)
+            raise ValueError(f"{cls.__name__}: unknown parameter(s) {unknown}; valid: {', '.join(valid)}")
+        shared = {k: params[k] for k in SHARED if k in params}
+        return cls(**shared, **own)
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            if f.type in ("int", "float") and (isinstance(v, bool) or not isinstance(v, int | float)):
+                raise ValueError(f"{self.prefix}{f.name} must be a number, got {v!r}")
+            if f.type == "int" and int(v) != v:
+                raise ValueError(f"{self.prefix}{f.name} must be an integer, got {v!r}")
+            if f.type.startswith("tuple") and isinstance(v, list):
+                object.__setattr__(self, f.name, tuple(v))
+        if self.serving_max_num_seqs < 1:
+            raise ValueError(f"serving_max_num_seqs must be >= 1, got {self.serving_max_num_seqs!r}")
+
+
+def _positive(obj: Any, *names: str) -> None:
+    for n in names:
+        v = getattr(obj, n)
+        if not v > 0:
+            raise ValueError(f"{obj.prefix}{n} must be > 0, got {v!r}")
+
+
+@dataclass(frozen=True)
+class PARSSettings(_Settings):
+    """The PARS driver's settings (`pars_*` keys)."""
+
+    prefix: ClassVar[str] = "pars_"
+
+    n_train: int = 60  # ShareGPT prompts with ChatGPT lengths for training rankers (10 % validation)
+    n_test: int = 40  # held-out prompts: ranking quality and the scheduling workloads
+    max_prompt_tokens: int = 256  # longer prompts are skipped
+    proxy_pool: int = 0  # further prompts (reasoning proxy, mixed-workload text), used by neither set
+    engine: dict[str, Any] = field(default_factory=dict)  # EngineConfig overrides for every PARS engine
+    collect_train: int = 20  # training prompts the serving model answers ...
+    collect_test: int = 20  # ... and test prompts (its own lengths: transfer)
+    collect_samples: int = 1  # samples per prompt
+    collect_max_tokens: int = 16  # generation cap (a response that hits it is marked truncated)
+    collect_max_num_seqs: int = 16  # engine concurrency while collecting
+    collect_sampling: dict[str, Any] = field(default_factory=dict)  # LengthSampling overrides (template, stop, chat)
+    train: dict[str, Any] = field(default_factory=dict)  # TrainConfig overrides of every ranker
+    ablation: dict[str, Any] = field(default_factory=dict)  # settings of the delta/margin/backbone ablations
+    backbones: tuple[str, ...] = ("minilm",)  # backbone ablation: prepared names, folders or hub ids
+    starvation_limit: int | None = 1000  # score-SJF guard: admissions before a waiting request is promoted
+    sim_steptime: str = "h100-sxm_llama-3-8b"  # simulator step-time profile (paper scale)
+    sim_overrides: dict[str, Any] = field(default_factory=dict)  # SimConfig overrides of that profile's limits
+    sim_n: int = 400  # simulated requests per run (test prompts repeated)
+    sim_loads: tuple[float, ...] = (0.5, 2.0)  # request rate / saturation throughput
+    serving_n: int = 10  # real engine: ShareGPT test requests ...
+    serving_rate: float = 20.0  # ... Poisson arrivals at this rate (req/s) ...
+    serving_max_output_tokens: int = 256  # ... whose ChatGPT response is at most this long
+    serving_policies: tuple[str, ...] | None = None  # labels served (None: all)
+    serving_ewsjf: bool = False  # EWSJF on the same workload (the head-to-head on the real engine)
+    agreement_steptime: str = "cpu-gemma-3-270m"  # step-time profile the simulator replays the serve runs with
+    agreement_calibrate: bool = False  # instead, measure this engine's step times right after the runs
+    reasoning_model: str = ""  # reasoning stage: a reasoning model (hub id or path); empty: off
+    reasoning_dataset: str = "math-plus"  # ... the dataset of its prompts (llmsched.workload.hf_datasets)
+    reasoning_n: int = 2000  # ... prompts it answers
+    reasoning_max_tokens: int = 8192  # ... its generation cap
+    reasoning_max_model_len: int = 10240  # ... its context length
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _positive(self, "n_train", "n_test", "max_prompt_tokens", "collect_samples", "collect_max_tokens",
+                  "collect_max_num_seqs", "sim_n", "serving_n", "serving_rate", "serving_max_output_tokens")
+        if self.proxy_pool < 0 or self.collect_train < 0 or self.collect_test < 0:
+            raise ValueError(f"pars_proxy_pool, pars_collect_train and pars_collect_test must be >= 0, got "
+                             f"{self.proxy_pool}, {self.collect_train}, {self.collect_test}")
+        if not self.sim_loads or any(not x > 0 for x in self.sim_loads):
+            raise ValueError(f"pars_sim_loads must be positive numbers, got {self.sim_loads!r}")
+
+
+@dataclass(frozen=True)
+class EWSJFSettings(_Settings):
+    """The EWSJF driver's settings (`ewsjf_*` keys)."""
+
+    prefix: ClassVar[str] = "ewsjf_"
+
+    sim_steptime: str = "a100-80gb_llama-2-13b"  # simulator step-time profile (the paper's Llama-2-13B / A100)
+    max_queues: int = 8  # Refine-and-Prune's cap on the number of queues
+    sample_n: int = 500  # partition sample the queues are learned from (own draw: seed + TUNE_SEED_OFFSET)
+    presets: tuple[str, ...] = ("100-2000",)  # mixed prompt-length workloads (bimodal short/long, outputs 1-100)
+    sim_n: int = 300  # requests per simulated run
+    sim_loads: tuple[float, ...] = (0.5, 1.5)  # request rate / saturation throughput
+    tune_load: float = 1.5  # tuning workload: rate / saturation throughput
+    tune_n: int = 200  # requests of the tuning workload (own draw)
+    tune_trials: int = 3  # TPE trials (the study resumes from its sqlite file)
+    online_every_s: float = 2.0  # online tuner: re-tune every this many seconds of engine time
+    serving_steptime: str = "cpu-gemma-3-270m"  # C_prefill on the real engine (calibrated CPU profile)
+    serving_n: int = 12  # real engine: requests of the 100-2000 mix cut from ShareGPT text ...
+    serving_rate: float = 20.0  # ... at this rate (req/s)
+    serving_policies: tuple[str, ...] | None = None  # labels served (None: all)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _positive(self, "max_queues", "sample_n", "sim_n", "tune_load", "tune_n", "tune_trials", "online_every_s",
+                  "serving_n", "serving_rate")
+        if not self.sim_loads or any(not x > 0 for x in self.sim_loads):
+            raise ValueError(f"ewsjf_sim_loads must be positive numbers, got {self.sim_loads!r}")
+
+
+@dataclass(frozen=True)
+class HeadToHeadSettings(_Settings):
+    """The head-to-head driver's own settings (`h2h_*` keys); it also reads PARSSettings and EWSJFSettings."""
+
+    prefix: ClassVar[str] = "h2h_"
+
+    mixed_n: int = 200  # requests of the mixed workload
+    loads: tuple[float, ...] = (0.5, 1.5)  # rate / saturation throughput
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _positive(self, "mixed_n")
+        if not self.loads or any(not x > 0 for x in self.loads):
+            raise ValueError(f"h2h_loads must be positive numbers, got {self.loads!r}")
