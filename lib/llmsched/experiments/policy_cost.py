@@ -11,11 +11,13 @@ artifact/benchmarks/ewsjf_overhead.py reports it for EWSJF at the issue's target
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from llmsched.paths import results_dir
 from llmsched.policies import PolicySpec
 
 
@@ -74,3 +76,17 @@ def policy_costs(n_waiting: int, n_admissions: int, n_queues: int = 30) -> pd.Da
     rows = [{"policy": label, **admission_cost(spec.name, n_waiting, n_admissions, **spec.args)}
             for label, spec in cases.items()]
     return pd.DataFrame(rows)
+
+
+def policy_cost_path(profile: str) -> Path:
+    """Where the policy-cost table of run profile `profile` goes: results/overheads/<profile>/policy_cost.parquet."""
+    return results_dir() / "overheads" / profile / "policy_cost.parquet"
+
+
+def write_policy_costs(profile: str, n_waiting: int, n_admissions: int) -> pd.DataFrame:
+    """policy_costs(n_waiting, n_admissions), written to policy_cost_path(profile); returns the table."""
+    costs = policy_costs(n_waiting, n_admissions)
+    path = policy_cost_path(profile)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    costs.to_parquet(path, index=False)
+    return costs
