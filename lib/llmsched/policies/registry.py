@@ -56,7 +56,10 @@ class PolicySpec:
             raise ValueError(f"arguments of policy {self.name!r} must be a mapping, got {self.args!r}")
         if "view" in self.args:
             raise ValueError(f"policy {self.name!r}: `view` is given to build(), not in the arguments")
-        args = cls.resolve_args(self.args)
+        try:
+            args = cls.resolve_args(self.args)
+        except (FileNotFoundError, TypeError, ValueError) as e:
+            raise ValueError(f"bad arguments {dict(self.args)} for policy {self.name!r}: {e}") from None
         try:
             inspect.signature(cls).bind(**args)
         except TypeError as e:
