@@ -95,38 +95,59 @@ class PolicyQueue(ABC, Generic[T]):
         whose order depends on waiting time use it; the default does nothing."""
 
     @abstractmethod
-    def add_request(self, request: T) -> None: ...
+    def add_request(self, request: T) -> None:
+        """A request enters the queue: vLLM's `Scheduler.add_request` for a new request (or a streaming
+        request's next chunk); the simulator when the request's arrival time has come. The view is computed here,
+        once. Holds afterwards: `request in self`, len grows by one."""
 
     @abstractmethod
-    def pop_request(self) -> T: ...
+    def pop_request(self) -> T:
+        """Remove and return the next request to admit (the one `peek_request` returned). Called by the
+        admission loop of `Scheduler.schedule()` when the request fits the step's token budget and KV cache.
+        The engine may still hand it back in the same step (`prepend_requests`: a skip). IndexError when empty."""
 
     @abstractmethod
-    def peek_request(self) -> T: ...
+    def peek_request(self) -> T:
+        """The next request to admit, left in place. Called by `Scheduler.schedule()` before each admission,
+        while sequence slots and token budget remain; must agree with the next `pop_request`. IndexError when
+        empty."""
 
     @abstractmethod
-    def prepend_request(self, request: T) -> None: ...
+    def prepend_request(self, request: T) -> None:
+        """A running request was preempted (its KV blocks freed; it recomputes when admitted again) and waits
+        again: vLLM's `_preempt_request`, the simulator's preemption. Where it ranks is the policy's choice
+        (vLLM's FCFS queue puts it first)."""
 
     def prepend_requests(self, requests: Iterable[T]) -> None:
+        """Requests popped in this step that the engine could not schedule after all (vLLM's `skip_request`)
+        come back, at the end of that step. Default: `prepend_request` each."""
         for request in requests:
             self.prepend_request(request)
 
     @abstractmethod
-    def remove_request(self, request: T) -> None: ...
+    def remove_request(self, request: T) -> None:
+        """Remove one request the queue holds (ValueError if it does not, as vLLM's queues do). Used by
+        `remove_requests` and by engines that remove a single waiting request."""
 
     def remove_requests(self, requests: Iterable[T]) -> None:
-        """Remove those of `requests` that this queue holds; the others are ignored (vLLM's contract)."""
+        """Remove those of `requests` that this queue holds; the others are ignored (vLLM's contract).
+        Called by `Scheduler.finish_requests` (aborts, client disconnects, grammar errors, stopped requests)
+        with the same list on both waiting queues."""
         for request in list(requests):
             if request in self:
                 self.remove_request(request)
 
     @abstractmethod
-    def __contains__(self, request: object) -> bool: ...
+    def __contains__(self, request: object) -> bool:
+        """Whether the queue holds this very request object (identity, not equality)."""
 
     @abstractmethod
-    def __len__(self) -> int: ...
+    def __len__(self) -> int:
+        """Waiting requests held; vLLM reads it for its statistics and to decide whether to admit at all."""
 
     @abstractmethod
-    def __iter__(self) -> Iterator[T]: ...
+    def __iter__(self) -> Iterator[T]:
+        """The waiting requests in admission order (statistics, diagnostics, tests); does not change state."""
 
     def __bool__(self) -> bool:
         return len(self) > 0

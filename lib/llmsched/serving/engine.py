@@ -53,6 +53,7 @@ class EngineConfig:
 
         spec = PolicySpec(self.policy, dict(self.policy_args))  # ValueError for unknown names and arguments
         self.policy_args = spec.to_json()["args"]
+        self._spec = spec
         if not self.plugin and not (self.policy == "fcfs" and not self.policy_args) and not self.vllm_priority:
             raise ValueError(f"plugin=False runs stock vLLM (FCFS, or its priority scheduling); policy "
                              f"{self.policy!r} needs plugin=True")
@@ -61,7 +62,6 @@ class EngineConfig:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
         if not isinstance(self.kv_cache_gib, int) or self.kv_cache_gib <= 0:
             raise ValueError(f"kv_cache_gib must be a positive integer (GiB), got {self.kv_cache_gib!r}")
-        self._spec = spec
         self._queue = spec.build()  # bad argument values fail here, before vLLM loads a model
 
     def to_dict(self) -> dict[str, Any]:
