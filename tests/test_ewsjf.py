@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from llmsched.policies import RequestView, make_policy
+from factories import blocker_request, request_view
+from llmsched.policies import make_policy
 from llmsched.policies.ewsjf import EWSJFParams, ewsjf_score, kmeans_1d, refine_and_prune, released_score
 from llmsched.policies.ewsjf.queue import EWSJFQueue
 
@@ -72,22 +73,18 @@ def test_bad_parameters_from_a_study_are_rejected(bad):
         EWSJFParams(**bad)
 
 
-def _v(i: int, prompt: int, t: float) -> RequestView:
-    return RequestView(f"r{i}", t, prompt, {})
-
-
 def test_routing_tolerances_and_bubbles():
     q = EWSJFQueue(bounds=[[100, 200], [1000, 2000]], bubble_ttl=2)
     cases = {150: (100, 200), 215: (100, 200), 950: (1000, 2000), 2150: (1000, 2000), 95: (100, 200)}
     for i, (length, rng) in enumerate(cases.items()):
-        q.add_request(_v(i, length, 0.0))
+        q.add_request(request_view(i, 0.0, prompt=length))
         lq = next(w[0] for w in q._where.values() if w[1][2].request_id == f"r{i}")
         assert (lq.lo, lq.hi) == rng, length
     assert not q.stats.get("bubbles_created")
-    q.add_request(_v(9, 500, 0.0))  # between 1.10*200 and 0.90*1000: a bubble
+    q.add_request(request_view(9, 0.0, prompt=500))  # between 1.10*200 and 0.90*1000: a bubble
     assert q.stats["bubbles_created"] == 1
     assert q.partition_bounds == [(100, 200), (500, 500), (1000, 2000)]
-    q.add_request(_v(10, 480, 0.0))  # 480 >= 0.90 * 500: joins the bubble, which widens
+    q.add_request(request_view(10, 0.0, prompt=480))  # 480 >= 0.90 * 500: joins the bubble, which widens
     assert q.stats["bubbles_created"] == 1 and q.partition_bounds[1] == (480, 500)
     # drain everything; an empty bubble is removed after bubble_ttl empty steps
     while len(q):
@@ -97,15 +94,15 @@ def test_routing_tolerances_and_bubbles():
     q.tick(3.0)
     assert q.partition_bounds == [(100, 200), (1000, 2000)] and q.stats["bubbles_removed"] == 1
     no_bubbles = EWSJFQueue(bounds=[[100, 200], [1000, 2000]], bubbles=False)
-    no_bubbles.add_request(_v(0, 300, 0.0))
-    no_bubbles.add_request(_v(1, 800, 0.0))
+    no_bubbles.add_request(request_view(0, 0.0, prompt=300))
+    no_bubbles.add_request(request_view(1, 0.0, prompt=800))
     assert no_bubbles.partition_bounds == [(100, 200), (1000, 2000)] and len(no_bubbles) == 2
 
 
 def test_admits_best_queue_then_backfills_from_neighbours():
     q = EWSJFQueue(bounds=[[0, 99], [100, 999], [1000, 5000]], bubbles=False)
     for i, (n, t) in enumerate([(3000, 0.0), (500, 0.0), (50, 0.0), (60, 0.0), (700, 0.0)]):
-        q.add_request(_v(i, n, t))
+        q.add_request(request_view(i, t, prompt=n))
     q.tick(1.0)
     order = [q.pop_request().request_id for _ in range(5)]
     # shortest queue scores best (qf), FIFO inside, then its neighbour (middle), then the far one
@@ -117,7 +114,7 @@ def test_repartition_loses_no_waiting_request():
     q = EWSJFQueue(sample=list(rng.integers(10, 100, 200)), repartition_every=50, window=100)
     lengths = np.concatenate([rng.integers(10, 100, 100), rng.integers(3000, 4000, 100)])
     for i, n in enumerate(lengths):
-        q.add_request(_v(i, int(n), float(i)))
+        q.add_request(request_view(i, float(i), prompt=int(n)))
         if i % 7 == 0:
             q.tick(float(i))
             q.pop_request()
@@ -134,10 +131,10 @@ def test_repartition_loses_no_waiting_request():
 
 def test_long_request_is_not_starved_beyond_the_bound():
     q = make_policy("ewsjf", bounds=[[0, 100], [1000, 8000]], max_wait_s=5.0)
-    q.add_request(_v(0, 6000, 0.0))
+    q.add_request(request_view(0, 0.0, prompt=6000))
     t, i, admitted_at = 0.0, 1, None
     while admitted_at is None and t < 100:
-        q.add_request(_v(i, 20, t))  # a steady stream of short requests, one admission per step
+        q.add_request(request_view(i, t, prompt=20))  # a steady stream of short requests, one admission per step
         i += 1
         q.tick(t)
         if q.pop_request().request_id == "r0":
@@ -145,17 +142,17 @@ def test_long_request_is_not_starved_beyond_the_bound():
         t += 0.5
     assert admitted_at is not None and admitted_at <= 5.0 + 0.5
     q2 = make_policy("ewsjf", bounds=[[0, 100], [1000, 8000]])  # no bound: the stream starves it
-    q2.add_request(_v(0, 6000, 0.0))
+    q2.add_request(request_view(0, 0.0, prompt=6000))
     for k in range(1, 200):
-        q2.add_request(_v(k, 20, k * 0.5))
+        q2.add_request(request_view(k, k * 0.5, prompt=20))
         q2.tick(k * 0.5)
         assert q2.pop_request().request_id != "r0"
 
 
 def test_released_variant_scores_by_wait_and_length():
     q = make_policy("ewsjf-released", bounds=[[0, 99], [100, 5000]])
-    q.add_request(_v(0, 2000, 0.0))   # long, waited 10 s at t=10
-    q.add_request(_v(1, 20, 9.0))     # short, waited 1 s
+    q.add_request(request_view(0, 0.0, prompt=2000))  # long, waited 10 s at t=10
+    q.add_request(request_view(1, 9.0, prompt=20))    # short, waited 1 s
     q.tick(10.0)
     first = q.pop_request().request_id
     assert first == ("r0" if released_score(2000, 10.0) > released_score(20, 1.0) else "r1")
@@ -221,7 +218,7 @@ def _admit_one(q: EWSJFQueue, prompt: int) -> None:
     """Window 1 of the tuner starts at step 0 with one admission (feedback); its next step after every_s
     scores the window and installs the tuner's trial."""
     q.tick(0.0)
-    q.add_request(_v(99, prompt, 0.0))
+    q.add_request(request_view(99, 0.0, prompt=prompt))
     assert q.pop_request().request_id == "r99"
 
 
@@ -234,8 +231,8 @@ def test_online_tuner_installs_weights_that_change_the_admission_order():
     for label, tuner in (("default", None), ("tuned", _tuner_installing(tuned))):
         q = EWSJFQueue(bounds=[[0, 99], [1000, 5000]], bubbles=False, tuner=tuner)
         _admit_one(q, 50)
-        q.add_request(_v(0, 2000, 0.0))
-        q.add_request(_v(1, 50, 199.9))
+        q.add_request(request_view(0, 0.0, prompt=2000))
+        q.add_request(request_view(1, 199.9, prompt=50))
         q.tick(200.0)
         orders[label] = [q.pop_request().request_id for _ in range(2)]
         if tuner is not None:
@@ -258,7 +255,7 @@ def test_alpha_change_repartitions_the_live_queues_on_the_arrival_window():
     assert q.partition_bounds == coarse
     _admit_one(q, 100)
     for i, n in enumerate(SUBMODES):
-        q.add_request(_v(i, int(n), 0.5))
+        q.add_request(request_view(i, 0.5, prompt=int(n)))
     q.tick(2.0)
     assert q.params.alpha == 3.0 and q.stats["repartitions"] == 1
     assert q.partition_bounds == fine
@@ -300,7 +297,7 @@ def test_ewsjf_runs_unchanged_in_the_vllm_plugin(tiny_model):
     from llmsched.serving.runner import EngineRunner, RunConfig
     from llmsched.workload import Request
 
-    blocker = Request("blocker", "the first request keeps the engine busy " * 4, 0, 120, arrival_time=0.0)
+    blocker = blocker_request(prompt_tokens=0, output_tokens=120)
     word = "apple "
     # long prompts arrive first, short ones after: EWSJF serves the short queue first once the blocker is done
     queued = [Request(f"long{i}", word * 300, 0, 8, arrival_time=0.02 + 0.01 * i) for i in range(3)]
@@ -316,7 +313,7 @@ def test_ewsjf_runs_unchanged_in_the_vllm_plugin(tiny_model):
 def test_empty_or_degenerate_window_keeps_every_request_and_falls_back():
     q = EWSJFQueue(sample=[10, 20, 3000, 3100] * 10, online_tune_every_s=1.0)
     for i in range(6):
-        q.add_request(_v(i, 10 + 1000 * (i % 3), float(i)))
+        q.add_request(request_view(i, float(i), prompt=10 + 1000 * (i % 3)))
     q.repartition([])  # empty window: one queue, nothing lost
     assert len(q.queues) == 1 and q.stats["partition_fallback"] == 1 and len(q) == 6
     q.repartition([5.0] * 30)  # all equal: one queue

@@ -7,6 +7,7 @@ import random
 
 import pytest
 
+from factories import request_view
 from llmsched.policies import (
     POLICIES,
     FCFSQueue,
@@ -16,10 +17,6 @@ from llmsched.policies import (
     ScoreSJFQueue,
     make_policy,
 )
-
-
-def view(i: int, arrival: float, prompt: int = 10, **hints) -> RequestView:
-    return RequestView(f"r{i}", arrival, prompt, hints)
 
 
 def drain(q) -> list[str]:
@@ -32,7 +29,7 @@ def drain(q) -> list[str]:
 
 def test_fcfs_is_insertion_order_with_prepend_to_front():
     q = FCFSQueue()
-    rs = [view(i, float(i)) for i in range(4)]
+    rs = [request_view(i, float(i)) for i in range(4)]
     for r in rs:
         q.add_request(r)
     first = q.pop_request()
@@ -50,7 +47,7 @@ def test_oracle_sjf_orders_by_reference_length_then_arrival():
     q = OracleSJFQueue()
     lens = [50, 10, 30, 10, 70]
     for i, n in enumerate(lens):
-        q.add_request(view(i, float(i), ref_output_tokens=n))
+        q.add_request(request_view(i, float(i), ref_output_tokens=n))
     assert [r.request_id for r in q] == ["r1", "r3", "r2", "r0", "r4"]
     assert len(q) == 5
     assert drain(q) == ["r1", "r3", "r2", "r0", "r4"]
@@ -62,12 +59,12 @@ def test_oracle_sjf_orders_by_reference_length_then_arrival():
 
 def test_sjf_missing_or_bad_scores_fall_back_to_arrival_order_after_scored():
     q = ScoreSJFQueue(score_key="score")
-    q.add_request(view(0, 0.0))  # missing
-    q.add_request(view(1, 1.0, score=math.nan))
-    q.add_request(view(2, 2.0, score=5.0))
-    q.add_request(view(3, 3.0, score="not a number"))
-    q.add_request(view(4, 4.0, score=-1.0))
-    q.add_request(view(5, 5.0, score=math.inf))
+    q.add_request(request_view(0, 0.0))  # missing
+    q.add_request(request_view(1, 1.0, score=math.nan))
+    q.add_request(request_view(2, 2.0, score=5.0))
+    q.add_request(request_view(3, 3.0, score="not a number"))
+    q.add_request(request_view(4, 4.0, score=-1.0))
+    q.add_request(request_view(5, 5.0, score=math.inf))
     assert drain(q) == ["r4", "r2", "r0", "r1", "r3", "r5"]
     assert q.stats["missing_score"] == 4
 
@@ -75,7 +72,7 @@ def test_sjf_missing_or_bad_scores_fall_back_to_arrival_order_after_scored():
 def test_sjf_remove_and_prepend_keep_order_and_length():
     rng = random.Random(0)
     q = ScoreSJFQueue()
-    items = [view(i, float(i), score=rng.random()) for i in range(200)]
+    items = [request_view(i, float(i), score=rng.random()) for i in range(200)]
     for r in items:
         q.add_request(r)
     removed = set(rng.sample(range(200), 120))
@@ -94,7 +91,7 @@ def test_sjf_remove_and_prepend_keep_order_and_length():
 
 def test_sjf_rejects_double_add():
     q = ScoreSJFQueue()
-    r = view(0, 0.0, score=1.0)
+    r = request_view(0, 0.0, score=1.0)
     q.add_request(r)
     with pytest.raises(ValueError, match="already waiting"):
         q.add_request(r)
@@ -103,7 +100,7 @@ def test_sjf_rejects_double_add():
 def test_prompt_length_sjf():
     q = PromptLengthSJFQueue()
     for i, p in enumerate([300, 20, 100]):
-        q.add_request(view(i, float(i), prompt=p))
+        q.add_request(request_view(i, float(i), prompt=p))
     assert drain(q) == ["r1", "r2", "r0"]
 
 
@@ -116,7 +113,7 @@ def test_views_are_computed_once_per_add_not_per_pop():
 
     q = OracleSJFQueue(view=counting_view)
     for i in range(10):
-        q.add_request(view(i, float(i), ref_output_tokens=10 - i))
+        q.add_request(request_view(i, float(i), ref_output_tokens=10 - i))
     n = len(calls)
     drain(q)
     assert len(calls) == n == 10
@@ -136,21 +133,17 @@ def test_factory_builds_every_policy_and_names_valid_ones():
 # ---------------------------------------------------------------- starvation guard of score SJF / PARS
 
 
-def _v(i: int, score: float, t: float | None = None) -> RequestView:
-    return RequestView(f"r{i}", float(i if t is None else t), 10, {"score": score})
-
-
 @pytest.mark.parametrize("limit", [1, 3, 10])
 def test_starvation_guard_bounds_the_wait_of_a_long_request(limit):
     q = make_policy("pars", starvation_limit=limit)
-    long = _v(0, 1000.0)
+    long = request_view(0, score=1000.0)
     q.add_request(long)
     admitted_before_long = 0
     i = 1
     # a steady stream of short requests: two arrive per admission, so the queue never drains
     while True:
         for _ in range(2):
-            q.add_request(_v(i, 1.0))
+            q.add_request(request_view(i, score=1.0))
             i += 1
         r = q.pop_request()
         if r is long:
@@ -163,10 +156,10 @@ def test_starvation_guard_bounds_the_wait_of_a_long_request(limit):
 
 def test_without_guard_the_long_request_starves():
     q = make_policy("sjf", starvation_limit=None)
-    long = _v(0, 1000.0)
+    long = request_view(0, score=1000.0)
     q.add_request(long)
     for i in range(1, 200):
-        q.add_request(_v(i, 1.0))
+        q.add_request(request_view(i, score=1.0))
         assert q.pop_request() is not long
 
 
@@ -175,13 +168,13 @@ def test_guard_bound_with_older_requests_waiting():
     k, w = 4, 5
     q = make_policy("sjf", starvation_limit=k)
     for i in range(w):
-        q.add_request(_v(i, 500.0 + i))  # older, long
-    target = _v(w, 900.0)
+        q.add_request(request_view(i, score=500.0 + i))  # older, long
+    target = request_view(w, score=900.0)
     q.add_request(target)
     n = w + 1
     admitted = 0
     while True:
-        q.add_request(_v(n, 1.0))
+        q.add_request(request_view(n, score=1.0))
         n += 1
         if q.pop_request() is target:
             break
@@ -191,7 +184,7 @@ def test_guard_bound_with_older_requests_waiting():
 
 def test_guard_iter_order_matches_pop_order_and_remove_works():
     q = make_policy("pars", starvation_limit=2)
-    views = [_v(i, s) for i, s in enumerate([9.0, 1.0, 8.0, 2.0, 7.0, 3.0])]
+    views = [request_view(i, score=s) for i, s in enumerate([9.0, 1.0, 8.0, 2.0, 7.0, 3.0])]
     for v in views:
         q.add_request(v)
     q.pop_request()  # admits r1 (score 1); r0 has seen 1 admission
@@ -216,8 +209,8 @@ def test_guard_rejects_bad_limits():
 
 def _hinted(i: int, arrival: float) -> RequestView:
     # hints every policy can read: a score, the reference length, a priority
-    return view(i, arrival, prompt=10 + 37 * i % 200, score=float((7 * i) % 5), ref_output_tokens=(11 * i) % 13,
-                priority=i % 3)
+    return request_view(i, arrival, prompt=10 + 37 * i % 200, score=float((7 * i) % 5),
+                        ref_output_tokens=(11 * i) % 13, priority=i % 3)
 
 
 @pytest.mark.parametrize("name", sorted(POLICIES))
@@ -273,9 +266,9 @@ def test_starvation_guard_counts_admissions_not_skips():
     # request's own count: the long request is promoted after exactly `limit` real admissions.
     limit = 5
     q = ScoreSJFQueue(starvation_limit=limit)
-    long = view(0, 0.0, score=1e6)
+    long = request_view(0, 0.0, score=1e6)
     q.add_request(long)
-    shorts = [view(i, float(i), score=1.0) for i in range(1, 40)]
+    shorts = [request_view(i, float(i), score=1.0) for i in range(1, 40)]
     for r in shorts:
         q.add_request(r)
     admitted = []
@@ -295,7 +288,7 @@ def test_starvation_guard_counts_admissions_not_skips():
     assert q.stats["skips"] == limit
     # a skipped starving request stays promoted
     q2 = ScoreSJFQueue(starvation_limit=1)
-    a, b, c = view(1, 0.0, score=9.0), view(2, 1.0, score=1.0), view(3, 2.0, score=1.0)
+    a, b, c = request_view(1, 0.0, score=9.0), request_view(2, 1.0, score=1.0), request_view(3, 2.0, score=1.0)
     for r in (a, b, c):
         q2.add_request(r)
     assert q2.pop_request() is b
@@ -309,7 +302,7 @@ def test_starvation_guard_counts_admissions_not_skips():
 
 def test_missing_score_counts_requests_not_insertions():
     q = ScoreSJFQueue()
-    a, b = view(1, 0.0), view(2, 1.0, score=2.0)
+    a, b = request_view(1, 0.0), request_view(2, 1.0, score=2.0)
     q.add_request(a)
     q.add_request(b)
     assert q.pop_request() is b
@@ -319,5 +312,5 @@ def test_missing_score_counts_requests_not_insertions():
     q.tick(1.0)
     got = q.pop_request()
     q.prepend_requests([got])  # skipped: re-enters
-    q.add_request(view(3, 2.0, score=math.nan))
+    q.add_request(request_view(3, 2.0, score=math.nan))
     assert q.stats["missing_score"] == 2
