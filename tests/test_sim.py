@@ -9,27 +9,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from factories import TIMED_STEP, UNIT_STEP, make_request, random_workload, sim_configs
 from llmsched.analysis.metrics import summarize
 from llmsched.policies import RequestView, make_policy
 from llmsched.records import COLUMNS, records_to_frame
 from llmsched.sim import LinearStepTime, SimConfig, Simulator, sim_request_view, simulate
 from llmsched.workload.request import Request
-
-UNIT = LinearStepTime(c0=1.0)  # every step takes exactly one second
-TIMED = LinearStepTime(c0=0.004, c_prefill=2e-5, c_decode=3e-4, c_kv=1e-6)
-
-
-def req(rid: str, prompt: int, output: int, arrival: float = 0.0, **hints) -> Request:
-    return Request(rid, f"prompt of {rid}", prompt, output, arrival, source="test", hints=hints)
-
-
-def workload(seed: int, n: int = 60, rate: float = 20.0, max_prompt: int = 200, max_output: int = 120) -> list[Request]:
-    rng = np.random.default_rng(seed)
-    arrivals = np.concatenate(([0.0], np.cumsum(rng.exponential(1 / rate, n - 1))))
-    prompts = rng.integers(1, max_prompt + 1, n)
-    outputs = rng.integers(0, max_output + 1, n)  # includes 0: generates 1 token, like the serving runner
-    rows = zip(prompts, outputs, arrivals, strict=True)
-    return [req(f"r{i:03d}", int(p), int(o), float(a)) for i, (p, o, a) in enumerate(rows)]
 
 
 def frame(res) -> pd.DataFrame:
@@ -135,14 +120,7 @@ def reference(requests, cfg: SimConfig, model, policy: str) -> tuple[dict, list]
     return out, trace
 
 
-CONFIGS = {
-    "roomy": SimConfig(num_blocks=4000, block_size=16, max_num_seqs=8, max_num_batched_tokens=256,
-                       max_model_len=512),
-    "tight-kv": SimConfig(num_blocks=41, block_size=8, max_num_seqs=16, max_num_batched_tokens=128,
-                          max_model_len=512),
-    "first-chunk-watermark": SimConfig(num_blocks=90, block_size=4, max_num_seqs=6, max_num_batched_tokens=64,
-                                       max_model_len=512, watermark=0.05, reserve_full_prompt=False),
-}
+CONFIGS = sim_configs(max_model_len=512)
 
 
 @pytest.mark.parametrize("cfg_name", list(CONFIGS))
@@ -150,9 +128,9 @@ CONFIGS = {
 @pytest.mark.parametrize("seed", [0, 1])
 def test_matches_plain_reference_loop(cfg_name: str, policy: str, seed: int) -> None:
     cfg = CONFIGS[cfg_name]
-    reqs = workload(seed)
-    res = simulate(reqs, cfg, TIMED, policy, trace_steps=True)
-    expected, trace = reference(reqs, cfg, TIMED, policy)
+    reqs = random_workload(seed)
+    res = simulate(reqs, cfg, TIMED_STEP, policy, trace_steps=True)
+    expected, trace = reference(reqs, cfg, TIMED_STEP, policy)
     got = frame(res)
     for rid, (sched, first, last, pre) in expected.items():
         assert (got.at[rid, "scheduled"], got.at[rid, "first_token"], got.at[rid, "last_token"],
@@ -176,8 +154,8 @@ def test_matches_plain_reference_loop(cfg_name: str, policy: str, seed: int) -> 
 @pytest.mark.parametrize("seed", [2, 3, 4])
 def test_invariants(cfg_name: str, policy: str, seed: int) -> None:
     cfg = CONFIGS[cfg_name]
-    reqs = workload(seed, n=80, rate=50.0)
-    res = simulate(reqs, cfg, TIMED, policy, trace_steps=True)
+    reqs = random_workload(seed, n=80, rate=50.0)
+    res = simulate(reqs, cfg, TIMED_STEP, policy, trace_steps=True)
     df, steps = res.frame, res.steps
     assert list(df.columns) == COLUMNS
     pd.testing.assert_frame_equal(df, records_to_frame(res.records), check_exact=True)
@@ -206,7 +184,7 @@ def test_invariants(cfg_name: str, policy: str, seed: int) -> None:
 @pytest.mark.parametrize("seed", [5, 6, 7])
 def test_fcfs_admits_in_arrival_order_without_preemption(seed: int) -> None:
     cfg = CONFIGS["roomy"]
-    res = simulate(workload(seed, n=80, rate=40.0), cfg, TIMED, "fcfs")
+    res = simulate(random_workload(seed, n=80, rate=40.0), cfg, TIMED_STEP, "fcfs")
     assert res.stats["num_preemptions"] == 0
     df = res.frame  # ordered by (arrival, request_id), the FCFS queue's insertion order
     assert df["scheduled"].is_monotonic_increasing
@@ -215,7 +193,7 @@ def test_fcfs_admits_in_arrival_order_without_preemption(seed: int) -> None:
 @pytest.mark.parametrize("seed", [8, 9, 10])
 def test_oracle_sjf_admits_shorter_first_among_waiting(seed: int) -> None:
     cfg = SimConfig(num_blocks=4000, block_size=16, max_num_seqs=4, max_num_batched_tokens=256, max_model_len=512)
-    res = simulate(workload(seed, n=80, rate=40.0), cfg, TIMED, "oracle-sjf")
+    res = simulate(random_workload(seed, n=80, rate=40.0), cfg, TIMED_STEP, "oracle-sjf")
     assert res.stats["num_preemptions"] == 0
     df = res.frame
     s, a, o = df["scheduled"].to_numpy(), df["arrival"].to_numpy(), df["ref_output_tokens"].to_numpy()
@@ -227,11 +205,11 @@ def test_oracle_sjf_admits_shorter_first_among_waiting(seed: int) -> None:
 
 def test_sjf_orders_by_hint_all_arriving_together() -> None:
     cfg = SimConfig(num_blocks=100, block_size=16, max_num_seqs=1, max_num_batched_tokens=64, max_model_len=256)
-    reqs = [req(f"q{i}", 10, 5, 0.0, score=s) for i, s in enumerate([0.7, 0.1, 0.5, 0.3])]
-    df = simulate(reqs, cfg, UNIT, "sjf").frame.sort_values("scheduled")
+    reqs = [make_request(f"q{i}", 10, 5, 0.0, score=s) for i, s in enumerate([0.7, 0.1, 0.5, 0.3])]
+    df = simulate(reqs, cfg, UNIT_STEP, "sjf").frame.sort_values("scheduled")
     assert df["request_id"].tolist() == ["q1", "q3", "q2", "q0"]
-    reqs = [req(f"q{i}", 10, o, 0.0) for i, o in enumerate([9, 2, 5, 2])]
-    df = simulate(reqs, cfg, UNIT, "oracle-sjf").frame.sort_values("scheduled")
+    reqs = [make_request(f"q{i}", 10, o, 0.0) for i, o in enumerate([9, 2, 5, 2])]
+    df = simulate(reqs, cfg, UNIT_STEP, "oracle-sjf").frame.sort_values("scheduled")
     assert df["request_id"].tolist() == ["q1", "q3", "q2", "q0"]  # ties by arrival, then insertion order
 
 
@@ -248,7 +226,8 @@ def test_hand_computed_chunked_prefill_and_admission() -> None:
     # step 2 [2,3): A decodes (its 2nd and last token, done at 3); B admitted, prefill 2 -> first token at 3
     # step 3, 4:    B decodes its 2nd and 3rd tokens -> done at 5
     cfg = SimConfig(num_blocks=100, block_size=4, max_num_seqs=2, max_num_batched_tokens=4, max_model_len=64)
-    res = simulate([req("A", 6, 2, 0.0), req("B", 2, 3, 0.5), req("C", 1, 1, 0.0)], cfg, UNIT, trace_steps=True)
+    reqs = [make_request("A", 6, 2, 0.0), make_request("B", 2, 3, 0.5), make_request("C", 1, 1, 0.0)]
+    res = simulate(reqs, cfg, UNIT_STEP, trace_steps=True)
     df = frame(res)
     assert df.loc["A", ["scheduled", "first_token", "last_token"]].tolist() == [0.0, 2.0, 3.0]
     assert df.loc["C", ["scheduled", "first_token", "last_token"]].tolist() == [1.0, 2.0, 2.0]
@@ -269,7 +248,7 @@ def test_hand_computed_preemption_by_recompute() -> None:
     #         no admission in a step with a preemption
     # step 3: B resumes: re-prefills 3 prompt + 2 generated tokens in one chunk, samples its 3rd token (done at 4)
     cfg = SimConfig(num_blocks=5, block_size=2, max_num_seqs=4, max_num_batched_tokens=8, max_model_len=64)
-    res = simulate([req("A", 3, 3), req("B", 3, 3)], cfg, UNIT, trace_steps=True)
+    res = simulate([make_request("A", 3, 3), make_request("B", 3, 3)], cfg, UNIT_STEP, trace_steps=True)
     df = frame(res)
     assert df.loc["A", ["scheduled", "first_token", "last_token", "preemptions"]].tolist() == [0, 1, 3, 0]
     assert df.loc["B", ["scheduled", "first_token", "last_token", "preemptions"]].tolist() == [0, 1, 4, 1]
@@ -281,8 +260,8 @@ def test_hand_computed_preemption_by_recompute() -> None:
 
 def test_preempted_requests_complete_with_full_length() -> None:
     cfg = SimConfig(num_blocks=30, block_size=8, max_num_seqs=32, max_num_batched_tokens=512, max_model_len=256)
-    reqs = [req(f"p{i}", 20 + i, 60 + 3 * i) for i in range(12)]
-    res = simulate(reqs, cfg, TIMED)
+    reqs = [make_request(f"p{i}", 20 + i, 60 + 3 * i) for i in range(12)]
+    res = simulate(reqs, cfg, TIMED_STEP)
     df = frame(res)
     assert res.stats["num_preemptions"] > 0 and (df["preemptions"] > 0).sum() >= 2
     assert df["output_tokens"].to_dict() == {r.request_id: r.output_tokens for r in reqs}
@@ -297,9 +276,9 @@ def test_preempted_requests_complete_with_full_length() -> None:
 @pytest.mark.parametrize("rate", [2.0, 200.0])
 def test_batched_decode_steps_identical_to_single_steps(cfg_name: str, rate: float) -> None:
     cfg = CONFIGS[cfg_name]
-    reqs = workload(11, n=50, rate=rate)
-    one = simulate(reqs, cfg, TIMED, "oracle-sjf", trace_steps=True, max_batch_steps=1)
-    many = simulate(reqs, cfg, TIMED, "oracle-sjf", trace_steps=True)
+    reqs = random_workload(11, n=50, rate=rate)
+    one = simulate(reqs, cfg, TIMED_STEP, "oracle-sjf", trace_steps=True, max_batch_steps=1)
+    many = simulate(reqs, cfg, TIMED_STEP, "oracle-sjf", trace_steps=True)
     pd.testing.assert_frame_equal(one.frame, many.frame, check_exact=True)
     pd.testing.assert_frame_equal(one.steps, many.steps, check_exact=True)
     assert one.stats["num_iterations"] == one.stats["num_steps"]
@@ -315,8 +294,8 @@ def _mixed(seed: int, n: int, rate: float) -> list[Request]:
     prompts = np.where(kind == 0, rng.integers(5, 30, n), np.where(kind == 1, rng.integers(280, 400, n),
                                                                     rng.integers(100, 160, n)))
     outputs = rng.integers(10, 90, n)
-    return [req(f"m{i:03d}", int(p), int(o), float(a)) for i, (p, o, a) in enumerate(zip(prompts, outputs, arrivals,
-                                                                                            strict=True))]
+    rows = zip(prompts, outputs, arrivals, strict=True)
+    return [make_request(f"m{i:03d}", int(p), int(o), float(a)) for i, (p, o, a) in enumerate(rows)]
 
 
 EWSJF_CASES = {
@@ -334,8 +313,8 @@ def test_batched_decode_steps_identical_for_time_dependent_policies(case: str, s
     cfg = SimConfig(num_blocks=70, block_size=8, max_num_seqs=8, max_num_batched_tokens=512, max_model_len=512)
     name, args = EWSJF_CASES[case]
     reqs = _mixed(seed, n=80, rate=40.0)
-    one = simulate(reqs, cfg, TIMED, name, policy_args=args, trace_steps=True, max_batch_steps=1)
-    many = simulate(reqs, cfg, TIMED, name, policy_args=args, trace_steps=True)
+    one = simulate(reqs, cfg, TIMED_STEP, name, policy_args=args, trace_steps=True, max_batch_steps=1)
+    many = simulate(reqs, cfg, TIMED_STEP, name, policy_args=args, trace_steps=True)
     pd.testing.assert_frame_equal(one.frame, many.frame, check_exact=True)
     pd.testing.assert_frame_equal(one.steps, many.steps, check_exact=True)
     assert one.stats["policy_stats"] == many.stats["policy_stats"]
@@ -346,40 +325,40 @@ def test_batched_decode_steps_identical_for_time_dependent_policies(case: str, s
 
 
 def test_deterministic() -> None:
-    reqs = workload(12, n=80, rate=30.0)
-    a = simulate(reqs, CONFIGS["tight-kv"], TIMED, "oracle-sjf", trace_steps=True)
-    b = simulate(list(reversed(reqs)), CONFIGS["tight-kv"], TIMED, "oracle-sjf", trace_steps=True)
+    reqs = random_workload(12, n=80, rate=30.0)
+    a = simulate(reqs, CONFIGS["tight-kv"], TIMED_STEP, "oracle-sjf", trace_steps=True)
+    b = simulate(list(reversed(reqs)), CONFIGS["tight-kv"], TIMED_STEP, "oracle-sjf", trace_steps=True)
     pd.testing.assert_frame_equal(a.frame, b.frame, check_exact=True)
     pd.testing.assert_frame_equal(a.steps, b.steps, check_exact=True)
     assert a.stats == b.stats
 
 
 def test_policy_instance_equals_policy_name() -> None:
-    reqs = workload(13, n=40, rate=30.0)
+    reqs = random_workload(13, n=40, rate=30.0)
     cfg = CONFIGS["roomy"]
     queue = make_policy("oracle-sjf", view=sim_request_view)
-    sim = Simulator(cfg, TIMED, queue)
+    sim = Simulator(cfg, TIMED_STEP, queue)
     by_instance = sim.run(reqs)
-    pd.testing.assert_frame_equal(by_instance.frame, simulate(reqs, cfg, TIMED, "oracle-sjf").frame)
+    pd.testing.assert_frame_equal(by_instance.frame, simulate(reqs, cfg, TIMED_STEP, "oracle-sjf").frame)
     assert len(queue) == 0
     pd.testing.assert_frame_equal(sim.run(reqs).frame, by_instance.frame)  # reusable once drained
     # a SimRequest is itself RequestView-shaped, so a queue built with the default identity view works too
-    pd.testing.assert_frame_equal(simulate(reqs, cfg, TIMED, make_policy("oracle-sjf")).frame, by_instance.frame)
+    pd.testing.assert_frame_equal(simulate(reqs, cfg, TIMED_STEP, make_policy("oracle-sjf")).frame, by_instance.frame)
     queue.add_request(sim._prepare(reqs[:1])[0])
     with pytest.raises(ValueError, match="must be empty"):
         sim.run(reqs)
 
 
 def test_empty_workload() -> None:
-    res = simulate([], CONFIGS["roomy"], TIMED, trace_steps=True)
+    res = simulate([], CONFIGS["roomy"], TIMED_STEP, trace_steps=True)
     assert list(res.frame.columns) == COLUMNS and res.frame.empty and res.steps.empty
     assert res.stats["num_steps"] == 0
 
 
 def test_idle_gaps_and_write(tmp_path) -> None:
-    reqs = [req("late", 8, 4, 10.0), req("early", 8, 4, 0.0)]
+    reqs = [make_request("late", 8, 4, 10.0), make_request("early", 8, 4, 0.0)]
     cfg = SimConfig(num_blocks=10, block_size=4, max_num_seqs=2, max_num_batched_tokens=16, max_model_len=64)
-    res = simulate(reqs, cfg, UNIT)
+    res = simulate(reqs, cfg, UNIT_STEP)
     df = frame(res)
     assert df.loc["early", ["scheduled", "first_token", "last_token"]].tolist() == [0, 1, 4]
     assert df.loc["late", ["scheduled", "first_token", "last_token"]].tolist() == [10, 11, 14]
@@ -413,28 +392,28 @@ def test_bad_config(kwargs: dict, match: str) -> None:
 def test_bad_requests() -> None:
     cfg = SimConfig(num_blocks=5, block_size=4, max_num_seqs=2, max_num_batched_tokens=16, max_model_len=32)
     with pytest.raises(ValueError, match=r"request big: .*max_model_len 32"):
-        simulate([req("ok", 4, 4), req("big", 30, 3)], cfg, UNIT)
+        simulate([make_request("ok", 4, 4), make_request("big", 30, 3)], cfg, UNIT_STEP)
     with pytest.raises(ValueError, match=r"request kv: needs 5 KV blocks.*only 4 usable \(num_blocks=5"):
-        simulate([req("kv", 10, 11)], cfg, UNIT)
-    simulate([req("fits", 10, 7)], cfg, UNIT)  # 16 KV tokens = 4 blocks at its longest: fits exactly
+        simulate([make_request("kv", 10, 11)], cfg, UNIT_STEP)
+    simulate([make_request("fits", 10, 7)], cfg, UNIT_STEP)  # 16 KV tokens = 4 blocks at its longest: fits exactly
     with pytest.raises(ValueError, match="duplicate request ids"):
-        simulate([req("d", 4, 4), req("d", 5, 5)], cfg, UNIT)
+        simulate([make_request("d", 4, 4), make_request("d", 5, 5)], cfg, UNIT_STEP)
     with pytest.raises(ValueError, match=r"request e: prompt_tokens"):
-        simulate([req("e", 0, 4)], cfg, UNIT)
+        simulate([make_request("e", 0, 4)], cfg, UNIT_STEP)
     with pytest.raises(ValueError, match="unknown policy"):
-        simulate([req("a", 4, 4)], cfg, UNIT, "lifo")
+        simulate([make_request("a", 4, 4)], cfg, UNIT_STEP, "lifo")
     with pytest.raises(ValueError, match="max_batch_steps"):
-        Simulator(cfg, UNIT, max_batch_steps=0)
+        Simulator(cfg, UNIT_STEP, max_batch_steps=0)
 
 
 def test_no_progress_raises_instead_of_looping(monkeypatch) -> None:
     small = SimConfig(num_blocks=2, block_size=4, max_num_seqs=2, max_num_batched_tokens=16, max_model_len=64)
     big = SimConfig(num_blocks=100, block_size=4, max_num_seqs=2, max_num_batched_tokens=16, max_model_len=64)
-    sim = Simulator(small, UNIT)
+    sim = Simulator(small, UNIT_STEP)
     # bypass the up-front check: a request that can never fit the 2-block cache
-    monkeypatch.setattr(sim, "_prepare", Simulator(big, UNIT)._prepare)
+    monkeypatch.setattr(sim, "_prepare", Simulator(big, UNIT_STEP)._prepare)
     with pytest.raises(RuntimeError, match="no progress"):
-        sim.run([req("huge", 40, 4)])
+        sim.run([make_request("huge", 40, 4)])
 
 
 def test_bad_step_time_raises() -> None:
@@ -444,4 +423,4 @@ def test_bad_step_time_raises() -> None:
 
     cfg = SimConfig(num_blocks=10, block_size=4, max_num_seqs=2, max_num_batched_tokens=16, max_model_len=64)
     with pytest.raises(RuntimeError, match="returned nan"):
-        simulate([req("a", 4, 4)], cfg, Broken())
+        simulate([make_request("a", 4, 4)], cfg, Broken())

@@ -15,18 +15,17 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import pytest
 
+from factories import TIMED_STEP, random_workload, sim_configs
 from llmsched.policies import make_policy
-from llmsched.sim import LinearStepTime, SimConfig, sim_request_view, simulate
+from llmsched.sim import SimConfig, sim_request_view, simulate
 from llmsched.workload.request import Request
 
 pytestmark = pytest.mark.vllm
 pytest.importorskip("vllm")
 
 MODEL_LEN = 512
-STEP = LinearStepTime(c0=0.004, c_prefill=2e-5, c_decode=3e-4, c_kv=1e-6)
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +80,7 @@ def run_vllm(vllm_bits, requests: list[Request], cfg: SimConfig, policy: str) ->
             sampled.append([7] if r.num_computed_tokens >= r.num_tokens else [])
             if math.isnan(times[rid][0]):
                 times[rid][0] = t
-        end = t + STEP.step_time(prefill, decode, kv, len(ids))
+        end = t + TIMED_STEP.step_time(prefill, decode, kv, len(ids))
         for rid, tok in zip(ids, sampled, strict=True):
             if tok and math.isnan(times[rid][1]):
                 times[rid][1] = end
@@ -98,25 +97,7 @@ def run_vllm(vllm_bits, requests: list[Request], cfg: SimConfig, policy: str) ->
     return {rid: tuple(v) for rid, v in times.items()}
 
 
-def workload(seed: int, n: int, rate: float) -> list[Request]:
-    rng = np.random.default_rng(seed)
-    arrivals = np.concatenate(([0.0], np.cumsum(rng.exponential(1 / rate, n - 1))))
-    prompts, outputs = rng.integers(1, 201, n), rng.integers(0, 121, n)
-    # a noisy ranker score (correlated with the output length) and a few integer priority classes
-    scores = outputs / 40.0 + rng.normal(0.0, 1.0, n)
-    classes = rng.integers(0, 4, n)
-    return [Request(f"r{k:03d}", "x", int(p), int(o), float(a), hints={"score": float(sc), "priority": int(c)})
-            for k, (p, o, a, sc, c) in enumerate(zip(prompts, outputs, arrivals, scores, classes, strict=True))]
-
-
-CONFIGS = {
-    "roomy": SimConfig(num_blocks=4000, block_size=16, max_num_seqs=8, max_num_batched_tokens=256,
-                       max_model_len=MODEL_LEN),
-    "tight-kv": SimConfig(num_blocks=41, block_size=8, max_num_seqs=16, max_num_batched_tokens=128,
-                          max_model_len=MODEL_LEN),
-    "first-chunk-watermark": SimConfig(num_blocks=90, block_size=4, max_num_seqs=6, max_num_batched_tokens=64,
-                                       max_model_len=MODEL_LEN, watermark=0.05, reserve_full_prompt=False),
-}
+CONFIGS = sim_configs(max_model_len=MODEL_LEN)
 
 
 @pytest.mark.parametrize("cfg_name", list(CONFIGS))
@@ -124,9 +105,10 @@ CONFIGS = {
 @pytest.mark.parametrize("rate", [40.0, 400.0])
 def test_simulator_matches_vllm_scheduler(vllm_bits, cfg_name: str, policy: str, rate: float) -> None:
     cfg = CONFIGS[cfg_name]
-    reqs = workload(21, n=60, rate=rate)
+    # a noisy ranker score (correlated with the output length) and a few integer priority classes as hints
+    reqs = random_workload(21, n=60, rate=rate, scored=True, prompt="x", source="")
     expected = run_vllm(vllm_bits, reqs, cfg, policy)
-    res = simulate(reqs, cfg, STEP, policy)
+    res = simulate(reqs, cfg, TIMED_STEP, policy)
     got = {row.request_id: (row.scheduled, row.first_token, row.last_token, row.preemptions)
            for row in res.frame.itertuples()}
     mismatched = {rid: (got[rid], expected[rid]) for rid in expected if got[rid] != expected[rid]}
@@ -138,4 +120,4 @@ def test_simulator_matches_vllm_scheduler(vllm_bits, cfg_name: str, policy: str,
         # a few priority classes admitted in priority order, the newest running request is mostly the victim anyway)
         queue = make_policy(policy, view=sim_request_view)
         queue.victim = "newest"
-        assert not simulate(reqs, cfg, STEP, queue).frame.equals(res.frame)
+        assert not simulate(reqs, cfg, TIMED_STEP, queue).frame.equals(res.frame)
