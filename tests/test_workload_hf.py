@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
+from factories import FIXTURES
 from llmsched.workload.hf_datasets import (
     HUB_NAMES,
     DatasetUnavailableError,
@@ -17,8 +17,6 @@ from llmsched.workload.hf_datasets import (
     load_math_plus,
     read_rows,
 )
-
-FIXTURES = Path(__file__).parent / "fixtures"
 
 
 def test_alpaca_gpt4():

@@ -5,23 +5,16 @@ from __future__ import annotations
 import importlib.util
 import json
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 
+from factories import FIXTURES
 from llmsched.workload.records import PromptRecord, to_requests
 from llmsched.workload.sharegpt import JsonArrayReader, load_sharegpt, sharegpt_path
-from llmsched.workload.tokens import count_tokens, train_toy_tokenizer
+from llmsched.workload.tokens import count_tokens
 
-FIXTURES = Path(__file__).parent / "fixtures"
 TRUNCATED = FIXTURES / "sharegpt_truncated.json"
-
-
-@pytest.fixture(scope="module")
-def tok():
-    text = (FIXTURES / "text_pool.txt").read_text(encoding="utf-8")
-    return train_toy_tokenizer([p for p in text.split("\n\n") if p.strip()], vocab_size=400)
 
 
 def test_truncated_fixture_counts_per_reason():

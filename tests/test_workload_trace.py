@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
+from factories import FIXTURES
 from llmsched.workload.tokens import count_tokens
 from llmsched.workload.trace import load_trace, trace_requests
-
-FIXTURES = Path(__file__).parent / "fixtures"
 
 
 def test_load_trace_sorts_and_shifts():
