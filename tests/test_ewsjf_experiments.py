@@ -46,7 +46,7 @@ def test_tune_then_sim_write_their_tables_from_disjoint_draws(tmp_path):
     sweep = json.loads((tmp_path / "sim" / "100-2000" / "sweep.json").read_text())
     assert sweep["data"]["evaluation"]["seed"] == seed and sweep["data"]["evaluation"]["arrivals_seed"] == seed
     assert sweep["data"]["partition_sample"]["seed"] == sweep["data"]["tuning"]["seed"] == tune_seed
-    sample = sweep["policies"]["ewsjf"][1]["sample"]  # what the EWSJF queues were partitioned on
+    sample = sweep["policies"]["ewsjf"]["args"]["sample"]  # what the EWSJF queues were partitioned on
     assert sample == _lengths("100-2000", p["ewsjf_sample_n"], tune_seed)
     assert sample[: len(evaluated)] != evaluated
     frame = pd.read_parquet(tmp_path / "sim" / "100-2000" / "requests.parquet")

@@ -20,6 +20,15 @@ def test_ruff_is_clean():
     assert proc.returncode == 0, proc.stdout[-4000:]
 
 
+def test_mypy_is_clean(tmp_path):
+    """The type check (settings in pyproject.toml, [tool.mypy]): the library's annotations hold."""
+    proc = subprocess.run([sys.executable, "-m", "mypy", "--cache-dir", str(tmp_path / "mypy-cache")], cwd=ROOT,
+                          capture_output=True, text=True)
+    if "No module named mypy" in proc.stderr:
+        pytest.fail("mypy is not installed: ./run_tests.sh installs it (the dev extra)")
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+
+
 def test_notebooks_are_committed_without_outputs():
     import json
 

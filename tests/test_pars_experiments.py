@@ -9,6 +9,7 @@ import pytest
 
 from llmsched.experiments.pars import ParsExperiments, main
 from llmsched.experiments.stages import load_params
+from llmsched.steptime import load_profile
 
 pytestmark = pytest.mark.vllm
 
@@ -64,7 +65,8 @@ def test_stages_write_their_tables(smoke):
     ewsjf_args = json.loads((exp.out / "serve" / "ewsjf" / "config.json").read_text())["engine"]["policy_args"]
     # EWSJF's queues are learned from prompts the engine does not serve: the training split's
     assert ewsjf_args["sample"] == [r.prompt_tokens for r in exp.split().train[:10]]
-    assert ewsjf_args["profile"] == exp.p["pars_agreement_steptime"]
+    # C_prefill from the engine's calibrated step-time profile, carried as the model itself
+    assert ewsjf_args["steptime"] == load_profile(exp.p["pars_agreement_steptime"]).step_time.to_dict()
 
     agreement = exp.agreement()  # the same runs replayed in the simulator
     assert sorted(agreement.index.get_level_values("policy")) == sorted(served.index)

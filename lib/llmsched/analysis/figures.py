@@ -26,7 +26,7 @@ _PALETTE = dict(zip(ORDER, sns.color_palette("tab20", len(ORDER)), strict=True))
 def palette(labels: Sequence[str]) -> dict[str, tuple[float, float, float]]:
     extra = [x for x in labels if x not in _PALETTE]
     more = dict(zip(extra, sns.color_palette("husl", max(len(extra), 1)), strict=False))
-    return {x: _PALETTE.get(x, more.get(x)) for x in labels}
+    return {x: _PALETTE[x] if x in _PALETTE else more[x] for x in labels}
 
 
 def _order(labels: Sequence[str]) -> list[str]:
@@ -276,7 +276,7 @@ def convergence(trials: pd.DataFrame, online: pd.DataFrame | None = None) -> plt
     ax.set_ylabel("R = λ1·C + λ2·L − λ3·S − λ4·U")
     ax.set_title("offline (simulator), seeded TPE", fontsize=10)
     ax.legend(fontsize=8)
-    if n == 2:
+    if online is not None and n == 2:
         ax = axes[0, 1]
         ax.plot(online["window"], online["value"], "o-", ms=3, label="window")
         ax.plot(online["window"], online["best_so_far"], "-", label="best so far")
@@ -301,7 +301,7 @@ def overheads(costs: pd.DataFrame, ranker_ms: pd.DataFrame | None = None) -> plt
     ax = axes[0, 0]
     ax.barh(costs["policy"], costs["us_per_admission"])
     ax.set_xlabel(f"µs per admission ({int(costs['n_waiting'].iloc[0])} waiting)")
-    if n == 2:
+    if ranker_ms is not None and n == 2:
         axes[0, 1].barh(ranker_ms["ranker"], ranker_ms["ms_per_request"])
         axes[0, 1].set_xlabel("ms per request (scoring, batched, before the engine)")
     fig.tight_layout()

@@ -79,7 +79,7 @@ def mixed_lengths_workload(preset: str, n: int, seed: int, distribution: str = "
             for i, (p, o) in enumerate(zip(prompts, outputs, strict=True))]
 
 
-def ewsjf_specs(sample: list[float], steptime: Any, max_queues: int) -> dict[str, tuple[str, dict[str, Any]]]:
+def ewsjf_specs(sample: Sequence[float], steptime: Any, max_queues: int) -> dict[str, PolicySpec]:
     """Policy specs of EWSJF (C_prefill from `steptime`, a step-time model or profile name) and the authors'
     released variant, both with queues learned from `sample` (prompt lengths)."""
     sample = [float(x) for x in sample]
@@ -138,6 +138,7 @@ class SimObjective:
 
 class EWSJFExperiments:
     def __init__(self, params: dict[str, Any], out_root: str | Path | None = None) -> None:
+        self.p = dict(params)  # the profile's raw parameters, as given (the stages read only `s`)
         self.s = EWSJFSettings.from_params(params)
         self.out = Path(out_root) if out_root is not None else results_dir() / "ewsjf" / self.s.profile
         self.out.mkdir(parents=True, exist_ok=True)
@@ -274,8 +275,9 @@ class EWSJFExperiments:
             table = pd.DataFrame(rows)
             table.to_parquet(out / "summary.parquet", index=False)
             pd.concat(frames, ignore_index=True).to_parquet(out / "requests.parquet", index=False)
+            policies = {k: s.to_json() for k, s in specs.items()}
             (out / "sweep.json").write_text(json.dumps({"capacity_req_s": cap, "engine": config.to_dict(),
-                                                        "policies": specs, "tuned": tuned,
+                                                        "policies": policies, "tuned": tuned,
                                                         "data": self.data_record()}, indent=2,
                                                        default=str) + "\n")
             tables.append(table)

@@ -41,6 +41,7 @@ class HeadToHead:
                  pars_root: str | Path | None = None) -> None:
         from llmsched.experiments.pars import ParsExperiments
 
+        self.p = dict(params)  # the profile's raw parameters, as given (the stages read only `s`)
         self.s = HeadToHeadSettings.from_params(params)
         self.ewsjf_s = EWSJFSettings.from_params(params)
         self.out = Path(out_root) if out_root is not None else results_dir() / "headtohead" / self.s.profile
@@ -74,7 +75,7 @@ class HeadToHead:
                     f"a bimodal 100-2000 length draw with seed {seed}")
         raise ValueError(f"unknown workload {name!r}; valid: {', '.join(WORKLOADS)}")
 
-    def policies(self, name: str) -> dict[str, tuple[str, dict[str, Any]]]:
+    def policies(self, name: str) -> dict[str, PolicySpec]:
         from llmsched.experiments.ewsjf import ewsjf_specs
         from llmsched.predictors.scheduling import ranker_policies
 

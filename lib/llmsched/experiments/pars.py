@@ -47,6 +47,7 @@ class ParsExperiments:
     """The stages of the PARS experiments for one parameter set (a profile's values)."""
 
     def __init__(self, params: dict[str, Any], out_root: str | Path | None = None) -> None:
+        self.p = dict(params)  # the profile's raw parameters, as given (the stages read only `s`)
         self.s = PARSSettings.from_params(params)
         self._ewsjf_max_queues = EWSJFSettings.from_params(params).max_queues
         self.out = Path(out_root) if out_root is not None else results_dir() / "pars" / self.s.profile

@@ -26,7 +26,7 @@ def load_params(profile: str) -> dict[str, Any]:
     return yaml.safe_load(path.read_text())
 
 
-def select_policies(specs: dict[str, Any], labels: list[str] | None) -> dict[str, Any]:
+def select_policies(specs: dict[str, Any], labels: Sequence[str] | None) -> dict[str, Any]:
     """The policy specs named in `labels` (all when None), in that order; ValueError naming unknown labels."""
     if labels is None:
         return specs

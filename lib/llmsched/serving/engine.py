@@ -136,7 +136,7 @@ def json_key(config: Any) -> Any:
     return json.loads(json.dumps(config, sort_keys=True, default=str))
 
 
-def config_hash(config: dict[str, Any], n: int = 10) -> str:
+def config_hash(config: Any, n: int = 10) -> str:
     """A short stable hash of a JSON-able config: result paths depend on the config, not the clock."""
     blob = json.dumps(config, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:n]

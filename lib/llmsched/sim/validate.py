@@ -31,6 +31,7 @@ from llmsched.analysis.tables import to_markdown
 from llmsched.records import OK, read_run
 from llmsched.sim.simulator import SimResult, simulate
 from llmsched.steptime.fit import fit_step_time, predict, step_kind
+from llmsched.steptime.models import LinearStepTime
 from llmsched.steptime.profiles import Profile
 from llmsched.workload.io import load_workload
 from llmsched.workload.request import Request
@@ -146,7 +147,10 @@ def step_error_summary(steps: pd.DataFrame, profile: Profile) -> pd.DataFrame:
     mean measured and predicted (ms), summed time error, mean relative error, and the mean host time after
     the model (cycle - exec)."""
     df = steps[np.isfinite(steps["cycle_s"])].copy()
-    df["pred_s"] = predict(profile.step_time, df)
+    model = profile.step_time
+    if not isinstance(model, LinearStepTime):
+        raise ValueError(f"step-time checks need a linear (calibrated) profile, got {profile.name!r} ({model!r})")
+    df["pred_s"] = predict(model, df)
     df["kind"] = step_kind(df)
     rows = {}
     for kind, g in [*df.groupby("kind"), ("all", df)]:

@@ -92,7 +92,7 @@ class _PolicyQueues:
     policy: SchedulingPolicy
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[call-arg]
+        super().__init__(*args, **kwargs)
         spec = policy_from_vllm_config(self.vllm_config)
         self.policy_spec = spec
         self._installed = False

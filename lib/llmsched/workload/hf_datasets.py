@@ -153,6 +153,7 @@ def _field(row: Row, *names: str) -> Any:
 
 def _load(name: str, source: str | Path | None, limit: int | None, split: str,
           extract: Callable[[Row], tuple[Any, Any]], row_id: Callable[[Row, int], Any]) -> LoadResult:
+    rows: Iterable[Row]
     if source is None:
         rows, origin = _hub_rows(name, split, streaming=limit is not None), f"hub {HUB_NAMES[name]}"
     else:

