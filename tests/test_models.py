@@ -156,6 +156,29 @@ def test_cli_prepare_and_path(cache, capsys):
     assert "valid names" in capsys.readouterr().err
 
 
+def test_resolve_model_names_folders_and_hub_ids(tiny, tmp_path, monkeypatch):
+    monkeypatch.setenv("LLMSCHED_CACHE", str(tiny.parent.parent))
+    assert models.resolve_model("tiny") == models.model_path("tiny") == tiny
+    assert models.resolve_model(str(tiny)) == models.resolve_model(tiny) == tiny  # a folder is itself
+    assert models.resolve_model("org/some-model") == "org/some-model"  # a hub id stays a string
+    assert models.resolve_model("bert-base-uncased", bare_hub_ids=True) == "bert-base-uncased"
+    with pytest.raises(ValueError, match="tiny, gemma, minilm"):
+        models.resolve_model("bert-base-uncased")  # a bare word is taken for a mistyped name
+    with pytest.raises(FileNotFoundError, match="no-such-folder"):
+        models.resolve_model(tmp_path / "no-such-folder")
+    monkeypatch.setenv("LLMSCHED_CACHE", str(tmp_path / "empty"))
+    with pytest.raises(FileNotFoundError, match=r"python -m llmsched\.models prepare tiny"):
+        models.resolve_model("tiny")
+
+
+def test_load_model_tokenizer_by_name_and_by_folder(tiny, monkeypatch):
+    monkeypatch.setenv("LLMSCHED_CACHE", str(tiny.parent.parent))
+    by_name, by_folder = models.load_model_tokenizer("tiny"), models.load_model_tokenizer(tiny)
+    text = "The scheduler runs 42 requests!"
+    assert by_name(text).input_ids == by_folder(text).input_ids
+    assert by_name(text).input_ids[0] == by_name.bos_token_id
+
+
 # --- minilm ------------------------------------------------------------------------------------------------
 
 

@@ -68,3 +68,15 @@ def test_token_pool_bad_input(tok):
     pool = TokenPool(tok, ["Some real text to cut."])
     with pytest.raises(ValueError, match="below the minimum"):
         pool.texts([1], np.random.default_rng(0))  # 1 token = only the BOS
+
+
+def test_toy_tokenizer_uses_the_shared_offline_bpe_trainer(pool_texts):
+    from llmsched.models import train_byte_bpe
+
+    raw = train_byte_bpe(pool_texts, vocab_size=400, special_tokens=["<s>", "</s>", "<pad>"], bos="<s>")
+    toy = train_toy_tokenizer(pool_texts, vocab_size=400)
+    assert toy.backend_tokenizer.get_vocab() == raw.get_vocab()
+    a, b = (raw.encode(t, add_special_tokens=False).ids for t in ("a", "b"))
+    assert toy("a", "b")["input_ids"] == raw.encode("a", "b").ids == [raw.token_to_id("<s>"), *a, *b]
+    both = train_byte_bpe(pool_texts, vocab_size=400, special_tokens=["<s>"], bos="<s>", bos_before_pair=True)
+    assert both.encode("a", "b").ids.count(both.token_to_id("<s>")) == 2

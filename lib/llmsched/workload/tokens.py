@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from llmsched.models import load_model_tokenizer, train_byte_bpe
+
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
@@ -31,9 +33,7 @@ def load_tokenizer(model_dir: str | Path) -> PreTrainedTokenizerBase:
     path = Path(model_dir).expanduser()
     if not path.is_dir():
         raise FileNotFoundError(f"tokenizer folder not found: {path} (pass a local model directory)")
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+    return load_model_tokenizer(path)
 
 
 def _check_texts(texts: Sequence[str]) -> None:
@@ -179,18 +179,10 @@ def train_toy_tokenizer(texts: Sequence[str], *, vocab_size: int = 500, bos: boo
     """A small byte-level BPE tokenizer trained offline on `texts` (tests, smoke runs; no download).
 
     Returns a transformers PreTrainedTokenizerFast; with bos=True it prepends "<s>" when asked for special
-    tokens, like the Llama / Gemma tokenizers.
+    tokens, like the Llama / Gemma tokenizers. The trainer is the tiny model's (llmsched.models.train_byte_bpe).
     """
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
 
-    tok = Tokenizer(models.BPE(unk_token=None))
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=["<s>", "</s>", "<pad>"],
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
-    tok.train_from_iterator(list(texts), trainer=trainer)
-    if bos:
-        tok.post_processor = processors.TemplateProcessing(single="<s> $A", pair="<s> $A $B",
-                                                           special_tokens=[("<s>", tok.token_to_id("<s>"))])
+    tok = train_byte_bpe(list(texts), vocab_size=vocab_size, special_tokens=["<s>", "</s>", "<pad>"],
+                         bos="<s>" if bos else None)
     return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", pad_token="<pad>")
