@@ -352,14 +352,14 @@ class EWSJFExperiments:
         return reqs, sample, data
 
     def serve(self) -> pd.DataFrame:
-        from llmsched.models import model_path
+        from llmsched.models import load_model_tokenizer
         from llmsched.serving.engine import EngineConfig
         from llmsched.serving.experiment import compare_policies
         from llmsched.serving.runner import RunConfig
-        from llmsched.workload import load_sharegpt, load_tokenizer
+        from llmsched.workload import load_sharegpt
 
         records, _ = load_sharegpt()
-        reqs, sample, data = self.serve_workloads(records, load_tokenizer(model_path(self.s.model)))
+        reqs, sample, data = self.serve_workloads(records, load_model_tokenizer(self.s.model))
         (self.out / "serve").mkdir(parents=True, exist_ok=True)
         (self.out / "serve" / "data.json").write_text(json.dumps(data, indent=2) + "\n")
         prof = self.s.serving_steptime

@@ -7,7 +7,6 @@ import hashlib
 import json
 import os
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 # NOTE: the engine runs in this process (no spawned engine core): faster on small CPUs, lets the runner read
@@ -90,11 +89,10 @@ class EngineConfig:
         return self._queue
 
     def resolved_model(self) -> str:
-        if Path(self.model).exists() or "/" in self.model:
-            return self.model
-        from llmsched.models import model_path
+        """What vLLM loads: `model` resolved by llmsched.models.resolve_model (a folder, or a hub id as given)."""
+        from llmsched.models import resolve_model
 
-        return str(model_path(self.model))
+        return str(resolve_model(self.model))
 
     def llm_kwargs(self) -> dict[str, Any]:
         from llmsched.vllm_plugin import ASYNC_SCHEDULER_CLS, AUTO_SCHEDULER_CLS, SCHEDULER_CLS

@@ -137,9 +137,9 @@ def collect_lengths(
 
 def _chat_formatter(engine: EngineConfig):
     """text -> the model's chat template around one user turn, ready for generation."""
-    from transformers import AutoTokenizer
+    from llmsched.models import load_model_tokenizer
 
-    tok = AutoTokenizer.from_pretrained(engine.resolved_model())
+    tok = load_model_tokenizer(engine.model)
     if not getattr(tok, "chat_template", None):
         raise ValueError(f"model {engine.model!r} has no chat template; collect with chat=False and a template")
 
