@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from factories import admission_order, blocker_request, queued_requests
 from llmsched.policies import PolicySpec
 from llmsched.predictors import OraclePredictor, PromptLengthPredictor, RandomPredictor
 from llmsched.predictors.scheduling import (
@@ -98,10 +99,8 @@ def test_ranker_scores_reach_the_real_engine_and_order_admission(tiny_model, tmp
     from llmsched.serving.experiment import compare_policies
     from llmsched.serving.runner import RunConfig
 
-    blocker = Request("blocker", "the first request keeps the engine busy " * 4, 32, 150, arrival_time=0.0)
-    lengths = [40, 8, 30, 16, 24, 4]
-    queued = [Request(f"q{i}", f"queued request number {i} " * (3 + i), 20, n, arrival_time=0.02 * (i + 1))
-              for i, n in enumerate(lengths)]
+    blocker = blocker_request()
+    queued = queued_requests()
     # the "ranker" scores by true length; the blocker gets no score (it is admitted first anyway)
     oracle = OraclePredictor([(r.prompt, r.output_tokens) for r in queued] + [(blocker.prompt, 0.0)])
     scored, _ = score_workload([blocker, *queued], {"rk": oracle})
@@ -111,9 +110,7 @@ def test_ranker_scores_reach_the_real_engine_and_order_admission(tiny_model, tmp
                      run=RunConfig(progress=False))
 
     def order(label: str) -> list[str]:
-        df = pd.read_parquet(tmp_path / label / "requests.parquet")
-        ok = df[(df.status == "ok") & (df.request_id != "blocker")]
-        return list(ok.sort_values("scheduled").request_id)
+        return admission_order(pd.read_parquet(tmp_path / label / "requests.parquet"))
 
     assert order("rk") == [r.request_id for r in sorted(queued, key=lambda r: r.output_tokens)]
     # with a guard of one admission, the oldest waiting request goes next after every admission

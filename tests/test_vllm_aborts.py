@@ -27,6 +27,7 @@ from typing import Any
 
 import pytest
 
+from factories import policy_hints
 from llmsched.policies import POLICIES, RequestView
 from llmsched.sim import SimConfig
 from llmsched.workload.request import Request
@@ -35,12 +36,6 @@ pytestmark = pytest.mark.vllm
 pytest.importorskip("vllm")
 
 POLICY_NAMES = sorted(POLICIES)
-
-
-def hints(max_tokens: int) -> dict[str, Any]:
-    """Hints every policy can read: a score and a priority that grow with the output length (so short
-    requests go first under the SJF and priority policies), and the reference output length."""
-    return {"score": max_tokens / 10.0, "ref_output_tokens": max_tokens, "priority": max_tokens}
 
 
 # --- scheduler level: vLLM's Scheduler without a model ---------------------------------------------------------
@@ -80,7 +75,7 @@ def test_scheduler_finishes_requests_in_every_state(sched_model, policy: str, ca
     sched = build_scheduler(sched_model, SCHED_CFG, policy, plugin=True)
 
     def make(rid: str, prompt: int, out: int, **params: Any):
-        r = Request(rid, "x", prompt, out, arrival_time=time.time(), hints=hints(out))
+        r = Request(rid, "x", prompt, out, arrival_time=time.time(), hints=policy_hints(out))
         return scheduler_request(r, policy, **params)
 
     long = [make(f"p{i}", LONG_PROMPT, LONG_OUT) for i in range(2)]
@@ -193,7 +188,7 @@ class Harness:
 
         from _vllm_helpers import request_priority
 
-        h = hints(max_tokens)
+        h = policy_hints(max_tokens)
         sp = SamplingParams(max_tokens=max_tokens, ignore_eos=True, temperature=0.0, extra_args=h, **params)
         prompt = [10 + (len(self.internal) * 37 + k) % 3000 for k in range(prompt_tokens)]
         priority = request_priority(self.policy, RequestView(rid, time.time(), prompt_tokens, h))

@@ -8,6 +8,7 @@ import math
 import pandas as pd
 import pytest
 
+from factories import QUEUED_OUTPUT_TOKENS, admission_order, blocker_request, queued_requests
 from llmsched.records import read_run
 from llmsched.serving.engine import EngineConfig
 from llmsched.serving.runner import EngineRunner, RunConfig
@@ -16,17 +17,8 @@ from llmsched.workload.request import Request
 pytestmark = pytest.mark.vllm
 
 # A blocker holds the only sequence slot while the others arrive, so they all wait in the policy's queue.
-BLOCKER = Request("blocker", "the first request keeps the engine busy " * 4, 32, 150, arrival_time=0.0)
-LENGTHS = [40, 8, 30, 16, 24, 4]
-QUEUED = [
-    Request(f"q{i}", f"queued request number {i} " * (3 + i), 20, n, arrival_time=0.02 * (i + 1))
-    for i, n in enumerate(LENGTHS)
-]
-
-
-def admission_order(df) -> list[str]:
-    ok = df[(df.status == "ok") & (df.request_id != "blocker")]
-    return list(ok.sort_values("scheduled").request_id)
+BLOCKER = blocker_request()
+QUEUED = queued_requests()
 
 
 @pytest.fixture(scope="module")
@@ -200,7 +192,7 @@ def test_vllm_priority_policies_run_vllms_priority_queue_with_the_policys_priori
     from vllm.v1.core.sched.request_queue import PriorityRequestQueue
 
     key = "score" if policy == "pars-released" else "priority"
-    hints = {f"q{i}": (n / 10.0 if key == "score" else n) for i, n in enumerate(LENGTHS)}
+    hints = {f"q{i}": (n / 10.0 if key == "score" else n) for i, n in enumerate(QUEUED_OUTPUT_TOKENS)}
     queued = [Request(r.request_id, r.prompt, r.prompt_tokens, r.output_tokens, r.arrival_time,
                       hints={key: hints[r.request_id]}) for r in QUEUED]
     with EngineRunner(EngineConfig(model=tiny_model, policy=policy, max_num_seqs=1)) as runner:
