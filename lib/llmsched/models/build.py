@@ -70,7 +70,7 @@ def read_marker(path: str | Path) -> dict | None:
 def marker_ok(name: str, path: Path) -> bool:
     """Whether `path` holds a finished build of `name` by its current recipe."""
     marker = read_marker(path)
-    return bool(marker) and marker.get("model") == name and marker.get("recipe") == RECIPES[name]
+    return marker is not None and marker.get("model") == name and marker.get("recipe") == RECIPES[name]
 
 
 def write_marker(directory: Path, name: str, sources: dict, started: float, **details: Any) -> None:

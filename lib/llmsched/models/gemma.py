@@ -108,7 +108,7 @@ def _build_gemma(out: Path) -> None:
         del model
 
     shutil.rmtree(src)  # the GGUF is a temporary input; keep the cache small
-    data = Path(pkg.__file__).parent / "data"
+    data = Path(str(pkg.__file__)).parent / "data"
     # The Gemma terms and the provenance notes travel with the derived checkpoint.
     for notice in ("NOTICE.md", "GEMMA_TERMS.html", "README.upstream.md"):
         if (data / notice).is_file():

@@ -161,7 +161,8 @@ class TokenPool:
             for i, text, c in zip(todo, texts, counts, strict=True):
                 err = c - targets[i]
                 tried[i].add(window[i])
-                if best[i] is None or abs(err) < abs(best[i][0]):
+                prev = best[i]
+                if prev is None or abs(err) < abs(prev[0]):
                     best[i] = (err, text, c)
                 if err == 0:
                     continue
