@@ -30,6 +30,7 @@ from pathlib import Path
 
 import pytest
 
+from factories import policy_hints
 from llmsched.policies import POLICIES, RequestView, make_policy
 
 pytestmark = pytest.mark.vllm
@@ -226,7 +227,7 @@ def server_policies() -> list:
 def completion_body(model: str, policy: str, name: str, max_tokens: int) -> dict:
     """One completion request as a client sends it under `policy`: greedy, exactly max_tokens tokens, hints every
     policy reads as `vllm_xargs`, and for vLLM's priority policies the request priority the policy gives it."""
-    hints = {"score": max_tokens / 10.0, "ref_output_tokens": max_tokens, "priority": max_tokens}
+    hints = policy_hints(max_tokens)
     body = {"model": model, "prompt": f"request {name}", "max_tokens": max_tokens, "ignore_eos": True,
             "temperature": 0.0, "vllm_xargs": hints}
     queue = make_policy(policy)
