@@ -26,6 +26,11 @@ One iteration is one engine step, as in vLLM:
     tokens finishes (replay semantics, vLLM `max_tokens` + `ignore_eos`) and frees its blocks. A reference
     length of 0 generates 1 token, as the serving runner's max_tokens=max(1, output_tokens) does.
 
+Code: `Simulator.run` drives an `_Engine` (the running list as parallel arrays, the KV pool, the clock, the
+policy queue) through these phases, one method each: add_arrivals (1), schedule = _schedule_running (2) +
+_schedule_waiting (3), execute (4), fast_forward_decodes (see Speed), finish (4); a `_Step` carries what one
+step scheduled from phase to phase.
+
 Timestamps follow vLLM's request metrics: `scheduled` = start of the first step that scheduled the request,
 `first_token` / `last_token` = end of the step that sampled the token, `queued` = `arrival`.
 
@@ -246,19 +251,277 @@ class Simulator:
         out.sort(key=lambda x: (x[0], x[1]))
         return [SimRequest(rid, a, p, o, hints, src, i) for i, (a, rid, p, o, hints, src) in enumerate(out)]
 
-    def _running_with_priority_victims(self, reqs: list[SimRequest], arrays: tuple[np.ndarray, ...],
-                                       chunk: np.ndarray, n: int, free: int, budget: int, prio: list[int],
-                                       preemptions: list[int], queue: PolicyQueue) -> tuple[int, int, int, int]:
-        """vLLM's running loop under its PRIORITY setting, request by request, when the pool is short.
+    # ------------------------------------------------------------------------------------------------------
+    def run(self, requests: Iterable[Any], *, trace_steps: bool = False) -> SimResult:
+        """Simulate `requests` (llmsched.workload.Request or anything with request_id, prompt_tokens,
+        output_tokens, arrival_time, and optionally source and hints) until every one has finished.
+
+        Raises ValueError for requests that could never run (checked before anything is simulated) and
+        RuntimeError if a step makes no progress while work remains, or the step-time model returns a
+        non-finite or negative duration.
+        """
+        reqs = self._prepare(requests)
+        engine = _Engine(self.config, self.step_time, self._queue(), reqs, self.max_batch_steps, trace_steps)
+        # One iteration is one engine step (EngineCore.step: schedule, execute the model, update from its output),
+        # or a run of identical decode-only steps advanced together. NOTE: the phases are bound once, outside the
+        # loop, which runs once per step.
+        add_arrivals, schedule, execute = engine.add_arrivals, engine.schedule, engine.execute
+        fast_forward_decodes, finish = engine.fast_forward_decodes, engine.finish
+        n_req = len(reqs)
+        while engine.done < n_req:
+            if not add_arrivals():
+                continue  # idle: the clock jumped to the next arrival
+            step = schedule()
+            execute(step)
+            fast_forward_decodes(step)
+            finish(step)
+        return engine.result(self.describe())
+
+
+def simulate(
+    requests: Iterable[Any],
+    config: SimConfig,
+    step_time: StepTimeModel,
+    policy: str | PolicyQueue = "fcfs",
+    *,
+    policy_args: Mapping[str, Any] | None = None,
+    trace_steps: bool = False,
+    max_batch_steps: int | None = None,
+) -> SimResult:
+    """One simulation: `Simulator(config, step_time, policy, ...).run(requests, trace_steps=...)`."""
+    sim = Simulator(config, step_time, policy, policy_args=policy_args, max_batch_steps=max_batch_steps)
+    return sim.run(requests, trace_steps=trace_steps)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The engine loop, one phase per method (Simulator.run drives it)
+# ----------------------------------------------------------------------------------------------------------
+
+
+class _Step:
+    """What one engine step scheduled: vLLM's SchedulerOutput reduced to the counts the simulator needs.
+
+    start      the clock when the step started (vLLM's scheduled timestamp)
+    free       KV blocks free, after the allocations made so far
+    budget     token budget left (max_num_batched_tokens minus the tokens scheduled so far)
+    scheduled  requests scheduled, always a prefix of the running list
+    preempted  running requests preempted while scheduling
+    admitted   waiting requests admitted
+    decodes    scheduled requests that decode one token (the rest prefill); set by _Engine.execute
+    kv_tokens  context tokens attended (computed tokens after the step); set by _Engine.execute
+    """
+
+    __slots__ = ("start", "free", "budget", "scheduled", "preempted", "admitted", "decodes", "kv_tokens")
+
+    def __init__(self, start: float, free: int, budget: int) -> None:
+        self.start = start
+        self.free = free
+        self.budget = budget
+        self.scheduled = 0
+        self.preempted = 0
+        self.admitted = 0
+        self.decodes = 0
+        self.kv_tokens = 0
+
+
+class _Engine:
+    """One simulation's state: the running list as parallel arrays in running order (length `n`), the KV pool
+    (`used` blocks held of `n_blocks`), the clock `t`, the policy queue, and every request's timestamps.
+
+    Its methods are the phases of an engine step, in the order Simulator.run calls them: add_arrivals,
+    schedule (running pass, then admission), execute, fast_forward_decodes, finish; result assembles the
+    SimResult at the end. NOTE: the hot paths copy attributes into locals and write them back once, so
+    splitting the loop into methods costs a few attribute loads per step, not per request or token.
+    """
+
+    __slots__ = (
+        # limits and the model (constant during a run)
+        "bs", "n_blocks", "max_seqs", "budget_max", "wm_blocks", "reserve", "model", "step_time", "max_batch",
+        # the policy
+        "queue", "timed", "by_priority", "prio",
+        # the workload and what happened to each request
+        "reqs", "n_req", "arrivals", "scheduled", "first_token", "last_token", "preemptions", "trace",
+        # the running list as parallel arrays
+        "r_idx", "r_comp", "r_ntok", "r_tgt", "r_prompt", "chunk", "running",
+        # clock and counters
+        "t", "n", "used", "ai", "done", "step", "iterations", "total_preemptions", "max_running", "pre_ticked",
+    )
+
+    def __init__(self, cfg: SimConfig, model: StepTimeModel, queue: PolicyQueue, reqs: list[SimRequest],
+                 max_batch_steps: int | None, trace_steps: bool) -> None:
+        self.bs, self.n_blocks, self.max_seqs = cfg.block_size, cfg.usable_blocks, cfg.max_num_seqs
+        self.budget_max = cfg.max_num_batched_tokens
+        self.wm_blocks, self.reserve = cfg.watermark_blocks, cfg.reserve_full_prompt
+        self.model = model
+        self.step_time = model.step_time
+        self.max_batch = max_batch_steps or math.inf
+
+        self.queue = queue
+        self.timed = bool(getattr(queue, "time_dependent", False))
+        self.by_priority = getattr(queue, "victim", "newest") == "priority"
+        self.prio: list[int] = []
+        if self.by_priority:
+            self.prio = [queue.priority_of(r.view) for r in reqs]  # type: ignore[attr-defined]
+        elif getattr(queue, "victim", "newest") != "newest":
+            raise ValueError(f"policy {queue!r} asks for victim rule {queue.victim!r}; the simulator models "
+                             "'newest' and 'priority'")
+
+        n_req = len(reqs)
+        self.reqs, self.n_req = reqs, n_req
+        self.arrivals = [r.arrival_time for r in reqs]
+        self.scheduled = [math.nan] * n_req
+        self.first_token = np.full(n_req, math.nan)
+        self.last_token = np.full(n_req, math.nan)
+        self.preemptions = [0] * n_req
+        self.trace: list[list[float]] | None = [] if trace_steps else None
+
+        max_seqs = self.max_seqs
+        self.r_idx = np.zeros(max_seqs, np.int64)  # index into reqs
+        self.r_comp = np.zeros(max_seqs, np.int64)  # computed tokens
+        self.r_ntok = np.zeros(max_seqs, np.int64)  # prompt + generated tokens
+        self.r_tgt = np.zeros(max_seqs, np.int64)  # num_tokens at which the request finishes
+        self.r_prompt = np.zeros(max_seqs, np.int64)
+        self.chunk = np.zeros(max_seqs, np.int64)  # tokens scheduled this step
+        self.running = (self.r_idx, self.r_comp, self.r_ntok, self.r_tgt, self.r_prompt)
+
+        self.t = 0.0
+        self.n = 0  # running requests
+        self.used = 0  # KV blocks held
+        self.ai = 0  # next arrival
+        self.done = 0
+        self.step = 0
+        self.iterations = 0
+        self.total_preemptions = 0
+        self.max_running = 0
+        self.pre_ticked = False  # fast_forward_decodes already ticked the step that starts now
+
+    # ------------------------------------------------------------------------------------------------------
+    def add_arrivals(self) -> bool:
+        """Requests whose arrival time has come (<= the clock) enter the policy queue, as EngineCore.add_request
+        → Scheduler.add_request → waiting.add_request. With nothing running or waiting the clock jumps to the
+        next arrival (one exists while requests remain) and the answer is False: no step runs now."""
+        arrivals, reqs, queue, n_req, t = self.arrivals, self.reqs, self.queue, self.n_req, self.t
+        ai = self.ai
+        while ai < n_req and arrivals[ai] <= t:
+            queue.add_request(reqs[ai])
+            ai += 1
+        self.ai = ai
+        if self.n == 0 and not len(queue):
+            self.t = arrivals[ai]
+            return False
+        return True
+
+    def schedule(self) -> _Step:
+        """One call of vLLM's `Scheduler.schedule()`: tick the policy, schedule the RUNNING requests, then, only
+        if nobody was preempted, admit WAITING requests. Raises RuntimeError when nothing can be scheduled."""
+        self.iterations += 1
+        start = self.t
+        if self.pre_ticked:
+            self.pre_ticked = False
+        else:
+            self.queue.tick(start)
+        step = _Step(start, self.n_blocks - self.used, self.budget_max)
+        if self.n:
+            self._schedule_running(step)
+        if not step.preempted:
+            self._schedule_waiting(step)
+        self.total_preemptions += step.preempted
+        if self.n > self.max_running:
+            self.max_running = self.n
+        if step.scheduled == 0 and not step.preempted:
+            queue = self.queue
+            head = queue.peek_request() if len(queue) else None
+            raise RuntimeError(
+                f"simulation made no progress at t={start:.6f}s (step {self.step}): nothing could be scheduled "
+                f"with {self.n} running, {len(queue)} waiting (head {head!r}), {step.free} of {self.n_blocks} KV "
+                f"blocks free, {self.done} of {self.n_req} requests done"
+            )
+        return step
+
+    def _schedule_running(self, step: _Step) -> None:
+        """The RUNNING pass of `Scheduler.schedule()` ("First, schedule the RUNNING requests"): in running order,
+        each request gets its remaining prefill chunk or one decode token, at most the budget left, and the KV
+        blocks it newly needs (`kv_cache_manager.allocate_slots`). When every allocation fits (the common case)
+        it is a few array operations; otherwise the victim rule's loop preempts."""
+        n, bs, budget_max = self.n, self.bs, self.budget_max
+        chunk = self.chunk
+        comp = self.r_comp[:n]
+        need = self.r_ntok[:n] - comp
+        before = np.cumsum(need) - need  # budget used by the requests ahead
+        ch = np.minimum(need, budget_max - before)
+        np.maximum(ch, 0, out=ch)
+        chunk[:n] = ch
+        m = int(np.count_nonzero(ch))  # the budget runs out after the first m (a prefix)
+        newblk = (comp[:m] + ch[:m] + (bs - 1)) // bs - (comp[:m] + (bs - 1)) // bs
+        total = int(newblk.sum())
+        if total <= step.free:
+            step.free -= total
+            step.scheduled = m
+        elif self.by_priority:
+            self._preempt_by_priority(step)
+        else:
+            self._preempt_newest(step, newblk, m)
+        step.budget -= int(chunk[:step.scheduled].sum())
+
+    def _preempt_newest(self, step: _Step, newblk: np.ndarray, m: int) -> None:
+        """The RUNNING pass under vLLM's FCFS setting when the pool is short: for the first request whose new
+        blocks do not fit, `running.pop()` is preempted (`Scheduler._preempt_request`) until they fit or the
+        victim is the request itself, which ends the pass; then the pass continues after it.
+
+        NOTE: vLLM allocates request by request; victims always come from behind the request being scheduled, so
+        the requests ahead keep their allocations and budget: find the first failing request with a cumulative
+        sum, preempt from the end, continue after it.
+        """
+        bs, queue, reqs, preemptions = self.bs, self.queue, self.reqs, self.preemptions
+        r_idx, r_comp, r_ntok = self.r_idx, self.r_comp, self.r_ntok
+        n, free, preempted = self.n, step.free, 0
+        pos = 0
+        stopped = False
+        while pos < min(m, n):
+            end = min(m, n)
+            cb = np.cumsum(newblk[pos:end])
+            if cb[-1] <= free:
+                free -= int(cb[-1])
+                pos = end
+                break
+            k = int(np.searchsorted(cb, free, side="right"))  # first request that does not fit
+            if k:
+                free -= int(cb[k - 1])
+            f = pos + k
+            need_f = int(newblk[f])
+            while need_f > free:
+                v = n - 1
+                idx = int(r_idx[v])
+                req = reqs[idx]
+                req.num_tokens = int(r_ntok[v])
+                free += (int(r_comp[v]) + bs - 1) // bs
+                preemptions[idx] += 1
+                preempted += 1
+                n -= 1
+                queue.prepend_request(req)
+                if v == f:
+                    stopped = True
+                    break
+            if stopped:
+                pos = f
+                break
+            free -= need_f
+            pos = f + 1
+        self.n = n
+        step.free, step.preempted, step.scheduled = free, preempted, pos
+
+    def _preempt_by_priority(self, step: _Step) -> None:
+        """The RUNNING pass under vLLM's PRIORITY setting when the pool is short, request by request.
 
         For each running request in order: its chunk is min(remaining tokens, budget left); while its new blocks do
         not fit, the running request with the largest (priority, arrival) is preempted (the first such in running
         order, as Python's max in vLLM); a victim *ahead* of the request gives back this step's tokens and all its
-        blocks; a victim that is the request itself ends the loop. Mutates the running arrays and `chunk`; returns
-        (scheduled prefix length, running count, free blocks, preemptions).
+        blocks; a victim that is the request itself ends the pass. Rewrites `chunk` for the scheduled prefix.
         """
-        bs = self.config.block_size
-        r_idx, r_comp, r_ntok = arrays[0], arrays[1], arrays[2]
+        bs, queue, reqs, prio, preemptions = self.bs, self.queue, self.reqs, self.prio, self.preemptions
+        r_idx, r_comp, r_ntok, chunk = self.r_idx, self.r_comp, self.r_ntok, self.chunk
+        arrays = (*self.running, chunk)
+        n, free, budget = self.n, step.free, self.budget_max
         i = preempted = 0
         while i < n and budget > 0:
             comp = int(r_comp[i])
@@ -276,7 +539,7 @@ class Simulator:
                 req.num_tokens = int(r_ntok[v])
                 preemptions[idx] += 1
                 preempted += 1
-                for arr in (*arrays, chunk):
+                for arr in arrays:
                     arr[v:n - 1] = arr[v + 1:n]
                 n -= 1
                 queue.prepend_request(req)
@@ -291,280 +554,185 @@ class Simulator:
             chunk[i] = c
             budget -= c
             i += 1
-        return i, n, free, preempted
+        self.n = n
+        step.free, step.preempted, step.scheduled = free, preempted, i
 
-    def _head_fits(self, queue: PolicyQueue, free: int, budget: int, n: int) -> bool:
-        """Whether the admission loop would admit the queue's head: the first test of that loop in run()."""
-        cfg = self.config
-        if budget <= 0 or n >= cfg.max_num_seqs or not len(queue):
+    def _schedule_waiting(self, step: _Step) -> None:
+        """The WAITING pass of `Scheduler.schedule()` ("Next, schedule the WAITING requests"; vLLM runs it only when
+        nobody was preempted): admit the policy queue's head (`peek_request`, then `pop_request`) while budget,
+        `max_num_seqs` and its KV blocks allow (`allocate_slots` with `full_sequence_must_fit` =
+        reserve_full_prompt, and the watermark when others run); stop at the first head that does not fit (no
+        skipping). An admitted request gets min(its tokens, budget left) and joins the end of the running list.
+        NOTE: _head_fits repeats this loop's first test for fast_forward_decodes; change both together."""
+        queue, n, budget, max_seqs = self.queue, self.n, step.budget, self.max_seqs
+        if budget <= 0 or n >= max_seqs or not len(queue):
+            return  # NOTE: the common step (budget spent, batch full or nobody waiting) unpacks nothing below
+        bs, wm_blocks, reserve = self.bs, self.wm_blocks, self.reserve
+        r_idx, r_comp, r_ntok, r_tgt, r_prompt, chunk = (*self.running, self.chunk)
+        scheduled, start, free = self.scheduled, step.start, step.free
+        admitted = 0
+        while budget > 0 and n < max_seqs and len(queue):
+            req = queue.peek_request()
+            ntok = req.num_tokens
+            wmb = wm_blocks if n else 0  # vLLM: the watermark applies when others are running
+            if reserve and (ntok + bs - 1) // bs + wmb > free:
+                break
+            c = ntok if ntok < budget else budget
+            nb = (c + bs - 1) // bs
+            if nb + wmb > free:
+                break
+            got = queue.pop_request()
+            if got is not req:
+                raise RuntimeError(
+                    f"policy queue {queue!r} popped {got!r} after peeking {req!r}; "
+                    "pop_request must return the request peek_request returned"
+                )
+            idx = req.index
+            r_idx[n], r_comp[n], r_ntok[n], r_tgt[n], r_prompt[n] = idx, 0, ntok, req.target_tokens, req.prompt_tokens
+            chunk[n] = c
+            n += 1
+            free -= nb
+            budget -= c
+            admitted += 1
+            if scheduled[idx] != scheduled[idx]:  # NaN: first time scheduled
+                scheduled[idx] = start
+        self.n = n
+        step.free, step.budget, step.admitted = free, budget, admitted
+        if admitted:
+            step.scheduled = n
+
+    def _head_fits(self, free: int, budget: int, n: int) -> bool:
+        """Whether _schedule_waiting would admit the queue's head: the first test of its loop."""
+        queue = self.queue
+        if budget <= 0 or n >= self.max_seqs or not len(queue):
             return False
-        bs = cfg.block_size
+        bs = self.bs
         ntok = queue.peek_request().num_tokens
-        wmb = cfg.watermark_blocks if n else 0
-        if cfg.reserve_full_prompt and (ntok + bs - 1) // bs + wmb > free:
+        wmb = self.wm_blocks if n else 0
+        if self.reserve and (ntok + bs - 1) // bs + wmb > free:
             return False
         c = ntok if ntok < budget else budget
         return (c + bs - 1) // bs + wmb <= free
 
-    # ------------------------------------------------------------------------------------------------------
-    def run(self, requests: Iterable[Any], *, trace_steps: bool = False) -> SimResult:
-        """Simulate `requests` (llmsched.workload.Request or anything with request_id, prompt_tokens,
-        output_tokens, arrival_time, and optionally source and hints) until every one has finished.
+    def _bad_step_time(self, dt: float, prefill: int, decodes: int, kv: int, seqs: int) -> RuntimeError:
+        return RuntimeError(f"step-time model {self.model!r} returned {dt!r} for prefill_tokens={prefill}, "
+                            f"decode_seqs={decodes}, kv_tokens={kv}, num_seqs={seqs}")
 
-        Raises ValueError for requests that could never run (checked before anything is simulated) and
-        RuntimeError if a step makes no progress while work remains, or the step-time model returns a
-        non-finite or negative duration.
-        """
-        cfg = self.config
-        reqs = self._prepare(requests)
-        queue = self._queue()
-        n_req = len(reqs)
-        bs, n_blocks, max_seqs = cfg.block_size, cfg.usable_blocks, cfg.max_num_seqs
-        budget_max = cfg.max_num_batched_tokens
-        wm_blocks, reserve = cfg.watermark_blocks, cfg.reserve_full_prompt
-        step_time = self.step_time.step_time
-        max_batch = self.max_batch_steps or math.inf
+    def execute(self, step: _Step) -> None:
+        """The model run and its bookkeeping: the step lasts step_time(prefill tokens, decodes, kv tokens, seqs);
+        computed tokens advance (`Scheduler._update_after_schedule`), and at the step's end a request whose
+        (re)prefill completed or that decoded samples a token (`update_from_output`); its first output token
+        sets first_token. An empty step (only under priority victims) takes no time, as vLLM runs no model."""
+        s, start, budget_max = step.scheduled, step.start, self.budget_max
+        comp = self.r_comp[:s]
+        ntok_s = self.r_ntok[:s]
+        prompt_s = self.r_prompt[:s]
+        decoding = (ntok_s - comp == 1) & (ntok_s > prompt_s)  # one token, after the first output token
+        n_dec = int(np.count_nonzero(decoding))
+        tokens = budget_max - step.budget
+        comp += self.chunk[:s]
+        kv = int(comp.sum())
+        dt = self.step_time(tokens - n_dec, n_dec, kv, s) if s else 0.0
+        if not (dt >= 0 and math.isfinite(dt)):
+            raise self._bad_step_time(dt, tokens - n_dec, n_dec, kv, s)
+        t = start + dt
+        sampled = comp == ntok_s
+        first = sampled & (ntok_s == prompt_s)
+        if first.any():
+            self.first_token[self.r_idx[:s][first]] = t
+        ntok_s += sampled
+        self.t = t
+        self.used = used = self.n_blocks - step.free
+        if self.trace is not None:
+            self.trace.append([self.step, start, t, tokens, tokens - n_dec, n_dec, s, self.n, len(self.queue), used,
+                               kv, step.preempted, step.admitted, 0])
+        self.step += 1
+        step.decodes, step.kv_tokens = n_dec, kv
 
-        # The running list as parallel arrays, in running order, length n.
-        r_idx = np.zeros(max_seqs, np.int64)  # index into reqs
-        r_comp = np.zeros(max_seqs, np.int64)  # computed tokens
-        r_ntok = np.zeros(max_seqs, np.int64)  # prompt + generated tokens
-        r_tgt = np.zeros(max_seqs, np.int64)  # num_tokens at which the request finishes
-        r_prompt = np.zeros(max_seqs, np.int64)
-        chunk = np.zeros(max_seqs, np.int64)  # tokens scheduled this step
-        running_arrays = (r_idx, r_comp, r_ntok, r_tgt, r_prompt)
-
-        scheduled = [math.nan] * n_req
-        first_token = np.full(n_req, math.nan)
-        last_token = np.full(n_req, math.nan)
-        preemptions = [0] * n_req
-        arrivals = [r.arrival_time for r in reqs]
-
-        trace: list[list[float]] = [] if trace_steps else None  # type: ignore[assignment]
-        timed = bool(getattr(queue, "time_dependent", False))
-        by_priority = getattr(queue, "victim", "newest") == "priority"
-        if by_priority:
-            prio = [queue.priority_of(r.view) for r in reqs]  # type: ignore[attr-defined]
-        elif getattr(queue, "victim", "newest") != "newest":
-            raise ValueError(f"policy {queue!r} asks for victim rule {queue.victim!r}; the simulator models "
-                             "'newest' and 'priority'")
-        pre_ticked = False  # the batched decode loop already ticked the step that starts now
-        t = 0.0
-        n = 0  # running requests
-        used = 0  # KV blocks held
-        ai = 0  # next arrival
-        done = 0
-        step = 0
-        iterations = 0
-        total_preemptions = 0
-        max_running = 0
-
-        while done < n_req:
-            while ai < n_req and arrivals[ai] <= t:
-                queue.add_request(reqs[ai])
-                ai += 1
-            if n == 0 and not len(queue):
-                t = arrivals[ai]  # idle: jump to the next arrival (one exists: done < n_req)
-                continue
-            iterations += 1
-            start = t
-            if pre_ticked:
-                pre_ticked = False
-            else:
-                queue.tick(start)
-            free = n_blocks - used
-            budget = budget_max
-            preempted = 0
-            s = 0  # scheduled requests: always a prefix of the running list
-
-            # --- 1. RUNNING requests, in order --------------------------------------------------------
-            if n:
-                comp = r_comp[:n]
-                need = r_ntok[:n] - comp
-                before = np.cumsum(need) - need  # budget used by the requests ahead
-                ch = np.minimum(need, budget_max - before)
-                np.maximum(ch, 0, out=ch)
-                chunk[:n] = ch
-                m = int(np.count_nonzero(ch))  # the budget runs out after the first m (a prefix)
-                newblk = (comp[:m] + ch[:m] + (bs - 1)) // bs - (comp[:m] + (bs - 1)) // bs
-                total = int(newblk.sum())
-                if total <= free:
-                    free -= total
-                    s = m
-                elif by_priority:
-                    s, n, free, preempted = self._running_with_priority_victims(
-                        reqs, running_arrays, chunk, n, free, budget_max, prio, preemptions, queue)
-                else:
-                    # NOTE: vLLM allocates request by request and, when the pool is short, preempts
-                    # running[-1] until the allocation fits or the victim is the request itself. Victims
-                    # always come from behind the request being scheduled, so the requests ahead keep their
-                    # allocations and budget: find the first failing request with a cumulative sum, preempt
-                    # from the end, continue after it.
-                    pos = 0
-                    stopped = False
-                    while pos < min(m, n):
-                        end = min(m, n)
-                        cb = np.cumsum(newblk[pos:end])
-                        if cb[-1] <= free:
-                            free -= int(cb[-1])
-                            pos = end
-                            break
-                        k = int(np.searchsorted(cb, free, side="right"))  # first request that does not fit
-                        if k:
-                            free -= int(cb[k - 1])
-                        f = pos + k
-                        need_f = int(newblk[f])
-                        while need_f > free:
-                            v = n - 1
-                            idx = int(r_idx[v])
-                            req = reqs[idx]
-                            req.num_tokens = int(r_ntok[v])
-                            free += (int(r_comp[v]) + bs - 1) // bs
-                            preemptions[idx] += 1
-                            preempted += 1
-                            n -= 1
-                            queue.prepend_request(req)
-                            if v == f:
-                                stopped = True
-                                break
-                        if stopped:
-                            pos = f
-                            break
-                        free -= need_f
-                        pos = f + 1
-                    s = pos
-                budget -= int(chunk[:s].sum())
-
-            # --- 2. WAITING requests, in the policy's order (only if nobody was preempted) ---------------
-            admitted = 0
-            if not preempted:
-                # NOTE: _head_fits repeats this loop's first test for the batched decode path; change both together
-                while budget > 0 and n < max_seqs and len(queue):
-                    req = queue.peek_request()
-                    ntok = req.num_tokens
-                    wmb = wm_blocks if n else 0  # vLLM: the watermark applies when others are running
-                    if reserve and (ntok + bs - 1) // bs + wmb > free:
-                        break
-                    c = ntok if ntok < budget else budget
-                    nb = (c + bs - 1) // bs
-                    if nb + wmb > free:
-                        break
-                    got = queue.pop_request()
-                    if got is not req:
-                        raise RuntimeError(
-                            f"policy queue {queue!r} popped {got!r} after peeking {req!r}; "
-                            "pop_request must return the request peek_request returned"
-                        )
-                    idx = req.index
-                    r_idx[n], r_comp[n], r_ntok[n], r_tgt[n], r_prompt[n] = (
-                        idx, 0, ntok, req.target_tokens, req.prompt_tokens)
-                    chunk[n] = c
-                    n += 1
-                    free -= nb
-                    budget -= c
-                    admitted += 1
-                    if scheduled[idx] != scheduled[idx]:  # NaN: first time scheduled
-                        scheduled[idx] = start
-                if admitted:
-                    s = n
-            total_preemptions += preempted
-            max_running = max(max_running, n)
-
-            if s == 0 and not preempted:
-                head = queue.peek_request() if len(queue) else None
-                raise RuntimeError(
-                    f"simulation made no progress at t={start:.6f}s (step {step}): nothing could be scheduled "
-                    f"with {n} running, {len(queue)} waiting (head {head!r}), {free} of {n_blocks} KV blocks "
-                    f"free, {done} of {n_req} requests done"
-                )
-
-            # --- 3. the step -----------------------------------------------------------------------------
-            comp = r_comp[:s]
-            ntok_s = r_ntok[:s]
-            prompt_s = r_prompt[:s]
-            decoding = (ntok_s - comp == 1) & (ntok_s > prompt_s)  # one token, after the first output token
-            n_dec = int(np.count_nonzero(decoding))
-            tokens = budget_max - budget
-            comp += chunk[:s]
-            kv = int(comp.sum())
-            # NOTE: under priority victims a step can preempt every candidate and schedule nothing; vLLM then runs
-            # no model (an empty batch), so the step takes no time.
-            dt = step_time(tokens - n_dec, n_dec, kv, s) if s else 0.0
+    def fast_forward_decodes(self, step: _Step) -> None:
+        """After a decode-only step (every running request decoded one token; no admission, no preemption),
+        advance the following identical steps together, each step's time still computed one by one, until the
+        first finish, the next arrival, a block boundary the free pool cannot cover, or `max_batch_steps`. For a
+        clock-dependent policy each represented step ticks the queue and stops the run where admission would
+        happen (module docstring). No vLLM counterpart: vLLM would schedule each of these steps the same way."""
+        n = self.n
+        if not (step.decodes == step.scheduled == n and not step.preempted and not step.admitted
+                and self.max_batch > 1):
+            return
+        # NOTE: admission stopped for a reason that persists until an arrival or a finish (empty queue, no budget,
+        # max_num_seqs, or the head's blocks do not fit a pool that only shrinks), so each following step
+        # schedules the same n decodes, until the first finish, the first arrival, or a block boundary the free
+        # pool cannot cover (which would preempt).
+        r_comp, r_ntok, bs = self.r_comp, self.r_ntok, self.bs
+        limit = min(int((self.r_tgt[:n] - r_ntok[:n]).min()) + 1, self.max_batch)  # +1: finish in last step
+        if limit <= 1:
+            return
+        queue, trace, step_time, timed = self.queue, self.trace, self.step_time, self.timed
+        t, kv, free, used, k = self.t, step.kv_tokens, step.free, self.used, self.step
+        budget = self.budget_max - n
+        next_arrival = self.arrivals[self.ai] if self.ai < self.n_req else math.inf
+        # steps j >= 1 need a new block for request i when (comp_i + j - 1) % bs == 0
+        due = np.bincount((-r_comp[:n]) % bs, minlength=bs).tolist()
+        j = 1
+        extra = 0
+        while j < limit and t < next_arrival:
+            nj = due[(j - 1) % bs]
+            if extra + nj > free:
+                break
+            if timed:
+                # NOTE: a clock-dependent order may bring a head that fits: tick this step and stop the batch if
+                # admission would happen; the main loop then runs the step in full.
+                queue.tick(t)
+                if self._head_fits(free - extra - nj, budget, n):
+                    self.pre_ticked = True
+                    break
+            extra += nj
+            kv += n
+            dt = step_time(0, n, kv, n)
             if not (dt >= 0 and math.isfinite(dt)):
-                raise RuntimeError(f"step-time model {self.step_time!r} returned {dt!r} for prefill_tokens="
-                                   f"{tokens - n_dec}, decode_seqs={n_dec}, kv_tokens={kv}, num_seqs={s}")
-            t = start + dt
-            sampled = comp == ntok_s
-            first = sampled & (ntok_s == prompt_s)
-            if first.any():
-                first_token[r_idx[:s][first]] = t
-            ntok_s += sampled
-            used = n_blocks - free
+                raise self._bad_step_time(dt, 0, n, kv, n)
             if trace is not None:
-                trace.append([step, start, t, tokens, tokens - n_dec, n_dec, s, n, len(queue), used, kv,
-                              preempted, admitted, 0])
-            step += 1
+                trace.append([k, t, t + dt, n, 0, n, n, n, len(queue), used + extra, kv, 0, 0, 0])
+            t = t + dt
+            k += 1
+            j += 1
+        self.t, self.step = t, k
+        if j > 1:
+            r_comp[:n] += j - 1
+            r_ntok[:n] += j - 1
+            step.free = free - extra
+            self.used = used + extra
 
-            # --- 3b. repeat a decode-only step while nothing can change ------------------------------------
-            if n_dec == s == n and not preempted and not admitted and max_batch > 1:
-                # NOTE: admission stopped for a reason that persists until an arrival or a finish (empty
-                # queue, no budget, max_num_seqs, or the head's blocks do not fit a pool that only shrinks),
-                # so each following step schedules the same n decodes, until the first finish, the first
-                # arrival, or a block boundary the free pool cannot cover (which would preempt).
-                limit = min(int((r_tgt[:n] - r_ntok[:n]).min()) + 1, max_batch)  # +1: finish in last step
-                if limit > 1:
-                    next_arrival = arrivals[ai] if ai < n_req else math.inf
-                    # steps j >= 1 need a new block for request i when (comp_i + j - 1) % bs == 0
-                    due = np.bincount((-r_comp[:n]) % bs, minlength=bs).tolist()
-                    j = 1
-                    extra = 0
-                    while j < limit and t < next_arrival:
-                        nj = due[(j - 1) % bs]
-                        if extra + nj > free:
-                            break
-                        if timed:
-                            # NOTE: a clock-dependent order may bring a head that fits: tick this step and stop
-                            # the batch if admission would happen; the main loop then runs the step in full.
-                            queue.tick(t)
-                            if self._head_fits(queue, free - extra - nj, budget_max - n, n):
-                                pre_ticked = True
-                                break
-                        extra += nj
-                        kv += n
-                        dt = step_time(0, n, kv, n)
-                        if not (dt >= 0 and math.isfinite(dt)):
-                            raise RuntimeError(f"step-time model {self.step_time!r} returned {dt!r} for "
-                                               f"prefill_tokens=0, decode_seqs={n}, kv_tokens={kv}, num_seqs={n}")
-                        if trace is not None:
-                            trace.append([step, t, t + dt, n, 0, n, n, n, len(queue), used + extra, kv, 0, 0, 0])
-                        t = t + dt
-                        step += 1
-                        j += 1
-                    if j > 1:
-                        r_comp[:n] += j - 1
-                        r_ntok[:n] += j - 1
-                        free -= extra
-                        used += extra
+    def finish(self, step: _Step) -> None:
+        """Requests that generated their reference number of tokens finish at the clock (last_token) and free
+        their blocks (`update_from_output` → `check_stop` with max_tokens and ignore_eos, `_free_request`); the
+        running list closes up, keeping its order."""
+        s, n = step.scheduled, self.n
+        fin = self.r_ntok[:s] == self.r_tgt[:s]
+        n_fin = int(np.count_nonzero(fin))
+        if not n_fin:
+            return
+        self.last_token[self.r_idx[:s][fin]] = self.t
+        self.used -= int(((self.r_comp[:s][fin] + (self.bs - 1)) // self.bs).sum())
+        keep = np.ones(n, bool)
+        keep[:s] = ~fin
+        for arr in self.running:
+            arr[: n - n_fin] = arr[:n][keep]
+        self.n = n - n_fin
+        self.done += n_fin
+        if self.trace is not None:
+            self.trace[-1][-1] = n_fin
 
-            # --- 4. finishes ---------------------------------------------------------------------------
-            fin = r_ntok[:s] == r_tgt[:s]
-            n_fin = int(np.count_nonzero(fin))
-            if n_fin:
-                last_token[r_idx[:s][fin]] = t
-                used -= int(((r_comp[:s][fin] + (bs - 1)) // bs).sum())
-                keep = np.ones(n, bool)
-                keep[:s] = ~fin
-                for arr in running_arrays:
-                    arr[: n - n_fin] = arr[:n][keep]
-                n -= n_fin
-                done += n_fin
-                if trace is not None:
-                    trace[-1][-1] = n_fin
-
-        if used != 0 or n != 0 or len(queue):
-            raise RuntimeError(f"simulation ended with {used} KV blocks held, {n} running, {len(queue)} waiting")
-
-        first_l, last_l = first_token.tolist(), last_token.tolist()
+    # ------------------------------------------------------------------------------------------------------
+    def result(self, config: dict[str, Any]) -> SimResult:
+        """The SimResult of a finished run: records, their frame, the step trace and run-level stats. Raises
+        RuntimeError if blocks, running or waiting requests are left over (a bookkeeping bug)."""
+        queue, reqs, n_req = self.queue, self.reqs, self.n_req
+        if self.used != 0 or self.n != 0 or len(queue):
+            raise RuntimeError(f"simulation ended with {self.used} KV blocks held, {self.n} running, "
+                               f"{len(queue)} waiting")
+        scheduled, preemptions, arrivals = self.scheduled, self.preemptions, self.arrivals
+        first_l, last_l = self.first_token.tolist(), self.last_token.tolist()
         records = [
             RequestRecord(
                 request_id=r.request_id, source=r.source, status=OK, prompt_tokens=r.prompt_tokens,
@@ -582,40 +750,23 @@ class Simulator:
             "ref_output_tokens": np.array([r.ref_output_tokens for r in reqs], np.int64),
             "output_tokens": np.array([r.target_tokens - r.prompt_tokens for r in reqs], np.int64),
             "arrival": np.array(arrivals, float), "queued": np.array(arrivals, float),
-            "scheduled": np.array(scheduled, float), "first_token": first_token, "last_token": last_token,
+            "scheduled": np.array(scheduled, float), "first_token": self.first_token, "last_token": self.last_token,
             "preemptions": np.array(preemptions, np.int64),
         }, columns=COLUMNS) if n_req else records_to_frame(records)
         steps_df = None
-        if trace is not None:
-            steps_df = pd.DataFrame(trace, columns=STEP_COLUMNS)
+        if self.trace is not None:
+            steps_df = pd.DataFrame(self.trace, columns=STEP_COLUMNS)
             for col in STEP_COLUMNS:
                 if col not in ("start", "end"):
                     steps_df[col] = steps_df[col].astype("int64")
         stats = {
             "num_requests": n_req,
-            "num_steps": step,
-            "num_iterations": iterations,
-            "num_preemptions": total_preemptions,
-            "end_time": t,
-            "max_running": max_running,
-            "kv_blocks_used_end": used,
+            "num_steps": self.step,
+            "num_iterations": self.iterations,
+            "num_preemptions": self.total_preemptions,
+            "end_time": self.t,
+            "max_running": self.max_running,
+            "kv_blocks_used_end": self.used,
             "policy_stats": dict(sorted(queue.stats.items())),
         }
-        return SimResult(records=records, frame=frame, steps=steps_df, stats=stats,
-                         config=self.describe())
-
-
-def simulate(
-    requests: Iterable[Any],
-    config: SimConfig,
-    step_time: StepTimeModel,
-    policy: str | PolicyQueue = "fcfs",
-    *,
-    policy_args: Mapping[str, Any] | None = None,
-    trace_steps: bool = False,
-    max_batch_steps: int | None = None,
-) -> SimResult:
-    """One simulation: `Simulator(config, step_time, policy, ...).run(requests, trace_steps=...)`."""
-    sim = Simulator(config, step_time, policy, policy_args=policy_args, max_batch_steps=max_batch_steps)
-    return sim.run(requests, trace_steps=trace_steps)
-
+        return SimResult(records=records, frame=frame, steps=steps_df, stats=stats, config=config)
