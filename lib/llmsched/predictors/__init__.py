@@ -4,22 +4,32 @@
     heuristics  prompt length, random, oracle
     model       encoder + pooled vector + linear head
     losses      margin ranking (PARS), ListMLE (LTR), MSE on log length (pointwise), bucket cross entropy
+    objectives  OBJECTIVES: one class per training method (batches, loss, labels, scores)
     pairs       PARS training pairs filtered by relative length gap
-    train       TrainConfig and the training loop
-    ranker      TrainedRanker (a Predictor), checkpoints, the training cache
+    config      TrainConfig, METHODS
+    train       the training loop (train_ranker)
+    trained     TrainedRanker (a Predictor) and its checkpoint format
+    ranker      the training cache (train_cached)
     metrics     Kendall's tau-b, pairwise accuracy
-    evaluate    ranking-quality tables
+    study       the ranker study: every method trained and evaluated, ranking-quality tables
+    data        the prompt split the study and the PARS experiments share
+    scheduling  scoring a workload with several rankers, their SJF policies, the reasoning proxy
 """
 
 from llmsched.predictors.base import Predictor, ScoreReport, check_prompts, score_requests
+from llmsched.predictors.config import METHODS, TrainConfig
 from llmsched.predictors.heuristics import OraclePredictor, PromptLengthPredictor, RandomPredictor
 from llmsched.predictors.metrics import kendall_tau, pairwise_accuracy
+from llmsched.predictors.objectives import OBJECTIVES, Objective
 from llmsched.predictors.pairs import filter_pairs, relative_gap, sample_pairs
-from llmsched.predictors.ranker import TrainedRanker, checkpoint_dir, data_hash, load_ranker, train_cached
-from llmsched.predictors.train import METHODS, TrainConfig, train_ranker
+from llmsched.predictors.ranker import checkpoint_dir, data_hash, train_cached
+from llmsched.predictors.train import train_ranker
+from llmsched.predictors.trained import TrainedRanker, load_ranker
 
 __all__ = [
     "METHODS",
+    "OBJECTIVES",
+    "Objective",
     "OraclePredictor",
     "Predictor",
     "PromptLengthPredictor",

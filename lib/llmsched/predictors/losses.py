@@ -1,4 +1,4 @@
-"""Training objectives of the ranker and its baselines, on a batch of scores.
+"""The loss functions of the training objectives (llmsched.predictors.objectives), on a batch of scores.
 
     pars       MarginRankingLoss on prompt pairs: max(0, -y (s_a - s_b) + margin), y = +1 when a is longer
     ltr        ListMLE (Fu et al. 2024): -log P(true order | scores) under the Plackett-Luce model, true order by

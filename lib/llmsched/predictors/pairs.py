@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 
 def relative_gap(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -21,7 +22,7 @@ def relative_gap(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def filter_pairs(
-    first: np.ndarray, second: np.ndarray, lengths: Sequence[float], delta: float
+    first: np.ndarray, second: np.ndarray, lengths: ArrayLike, delta: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The candidate pairs (first[k], second[k]) whose relative gap is >= delta and whose lengths differ.
 
@@ -41,7 +42,7 @@ def filter_pairs(
 
 
 def sample_pairs(
-    lengths: Sequence[float], delta: float, pairs_per_prompt: int, rng: np.random.Generator
+    lengths: Sequence[float] | np.ndarray, delta: float, pairs_per_prompt: int, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """For every prompt draw `pairs_per_prompt` random partners (not itself), keep those passing the filter."""
     n = len(lengths)

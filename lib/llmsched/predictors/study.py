@@ -40,12 +40,12 @@ import pandas as pd
 
 from llmsched.analysis.tables import to_markdown
 from llmsched.predictors.base import Predictor
+from llmsched.predictors.config import TrainConfig
 from llmsched.predictors.data import PromptSplit
 from llmsched.predictors.heuristics import OraclePredictor, PromptLengthPredictor, RandomPredictor
 from llmsched.predictors.metrics import kendall_tau, pairwise_accuracy
 from llmsched.predictors.model import POOLINGS, backbone_kind
 from llmsched.predictors.ranker import checkpoint_dir, train_cached
-from llmsched.predictors.train import TrainConfig
 from llmsched.workload import Request
 
 logger = logging.getLogger(__name__)
