@@ -2,6 +2,10 @@
 
     tables = run_ranker_study(split, StudyConfig(...), out_dir, target_lengths=gemma_table)
 
+The main comparison trains `StudyConfig.methods` (every training objective by default) and evaluates them beside
+every baseline and oracle of the predictor registry (llmsched.predictors.registry); transfer and ablations are
+PARS's.
+
 Writes into `out_dir` (each table as .parquet, .csv and .md):
     quality     method × evaluation target: Kendall tau, pairwise accuracy (all pairs, and pairs with relative
                 gap >= 0.2) on the held-out test prompts
@@ -40,24 +44,29 @@ import pandas as pd
 
 from llmsched.analysis.tables import to_markdown
 from llmsched.predictors.base import Predictor
-from llmsched.predictors.config import TrainConfig
+from llmsched.predictors.config import METHODS, PAIR_SAMPLING, TrainConfig
 from llmsched.predictors.data import PromptSplit
-from llmsched.predictors.heuristics import OraclePredictor, PromptLengthPredictor, RandomPredictor
 from llmsched.predictors.metrics import kendall_tau, pairwise_accuracy
 from llmsched.predictors.model import POOLINGS, backbone_kind
 from llmsched.predictors.ranker import checkpoint_dir, train_cached
+from llmsched.predictors.registry import PREDICTORS, names
+from llmsched.predictors.trained import TrainedRanker
 from llmsched.workload import Request
 
 logger = logging.getLogger(__name__)
 
 CHATGPT = "chatgpt"
+PARS = "pars"  # the ranker the transfer and ablation runs train
 
 
 @dataclass
 class StudyConfig:
-    """What the study trains. `train` holds TrainConfig overrides shared by all main runs (e.g. epochs)."""
+    """What the study trains. `train` holds TrainConfig overrides shared by all main runs (e.g. epochs).
 
-    methods: tuple[str, ...] = ("pars", "ltr", "pointwise", "classify")
+    methods           the trained rankers of the main comparison (default: every training objective)
+    """
+
+    methods: tuple[str, ...] = METHODS
     train: dict[str, Any] = field(default_factory=dict)
     deltas: tuple[float, ...] = (0.0, 0.1, 0.2, 0.4)
     margins: tuple[float, ...] = (0.5, 1.0, 2.0)
@@ -138,7 +147,7 @@ def run_ranker_study(
     record: dict[str, Any] = {"config": dataclasses.asdict(cfg), "n_train": len(train_p), "n_test": len(test_p),
                               "target_prompts_without_ok_sample": missing, "runs": {}}
 
-    def fit(label: str, tc: TrainConfig, prompts: list[str], lengths: np.ndarray) -> Predictor:
+    def fit(label: str, tc: TrainConfig, prompts: list[str], lengths: np.ndarray) -> TrainedRanker:
         t = time.perf_counter()
         folder = None if ck_root is None else ck_root / checkpoint_dir(tc, prompts, lengths).name
         ranker = train_cached(tc, prompts, lengths, root=folder, progress=progress)
@@ -147,10 +156,9 @@ def run_ranker_study(
                                  "train_seconds": ranker.info.get("train_seconds")}
         return ranker
 
-    # Main comparison: every method on ChatGPT lengths, plus the predictor-free baselines.
+    # Main comparison: every method on ChatGPT lengths, plus the predictor-free baselines of the registry.
     main: dict[str, Predictor] = {m: fit(m, cfg.train_config(m), train_p, train_l) for m in cfg.methods}
-    main["prompt-length"] = PromptLengthPredictor()
-    main["random"] = RandomPredictor(seed=cfg.seed)
+    main.update({name: PREDICTORS[name].make(cfg.seed) for name in names("baseline")})
     rows, score_cols = [], {}
     for name, pred in main.items():
         score_cols[name] = pred.score(test_p)
@@ -159,18 +167,19 @@ def run_ranker_study(
             rows.append({"method": name, "train_lengths": CHATGPT if name in cfg.methods else "-",
                          "eval_lengths": target, **rank_quality(s, prompts, lengths)})
     for target, (prompts, lengths) in targets.items():
-        oracle = OraclePredictor(list(zip(prompts, lengths, strict=True)))
-        rows.append({"method": "oracle", "train_lengths": "-", "eval_lengths": target,
-                     **rank_quality(oracle, prompts, lengths)})
+        for name in names("oracle"):
+            oracle = PREDICTORS[name].make(list(zip(prompts, lengths, strict=True)))
+            rows.append({"method": name, "train_lengths": "-", "eval_lengths": target,
+                         **rank_quality(oracle, prompts, lengths)})
     tables = {"quality": pd.DataFrame(rows)}
     scores = pd.DataFrame({"request_id": [r.request_id for r in split.test], "chatgpt_tokens": test_l, **score_cols})
     tables["scores"] = scores
 
     # Cross-model transfer: PARS trained on each model's lengths, evaluated against each.
     if tgt_train is not None:
-        trained = {CHATGPT: main.get("pars") or fit("pars", cfg.train_config("pars"), train_p, train_l),
-                   cfg.target_name: fit(f"pars-on-{cfg.target_name}", cfg.train_config("pars"), *tgt_train)}
-        rows = [{"method": "pars", "train_lengths": src, "n_train": len(train_p) if src == CHATGPT else
+        trained = {CHATGPT: main.get(PARS) or fit(PARS, cfg.train_config(PARS), train_p, train_l),
+                   cfg.target_name: fit(f"{PARS}-on-{cfg.target_name}", cfg.train_config(PARS), *tgt_train)}
+        rows = [{"method": PARS, "train_lengths": src, "n_train": len(train_p) if src == CHATGPT else
                  len(tgt_train[0]), "eval_lengths": dst, **rank_quality(pred, *targets[dst])}
                 for src, pred in trained.items() for dst in targets]
         # The ceiling of any transfer: one model's true lengths used as the scores for the other's.
@@ -187,12 +196,12 @@ def run_ranker_study(
     # Every method again under the ablation settings (on CPU: a linear probe of the frozen encoder, where all
     # methods see identical features and PARS can afford the paper's 10 random partners per prompt).
     rows = []
-    variants = [(m, {}) for m in cfg.methods] + [("pars", {"pair_sampling": "partners"}),
-                                                  ("pars", {"pair_sampling": "in_batch"})]
+    variants: list[tuple[str, dict[str, Any]]] = [(m, {}) for m in cfg.methods]
+    variants += [(PARS, {"pair_sampling": s}) for s in PAIR_SAMPLING]
     for method, extra in variants:
         tc = cfg.train_config(method, **{**cfg.ablation_overrides, **extra})
         pred = fit(f"{method}-{tc.pair_sampling}-ablation-settings", tc, train_p, train_l)
-        rows.append({"method": method, "pair_sampling": tc.pair_sampling if method == "pars" else "-",
+        rows.append({"method": method, "pair_sampling": tc.pair_sampling if method == PARS else "-",
                      "freeze_encoder": tc.freeze_encoder, **rank_quality(pred, test_p, test_l)})
     tables["methods_ablation_settings"] = pd.DataFrame(rows).drop_duplicates(
         subset=["method", "pair_sampling"]).reset_index(drop=True)
@@ -201,8 +210,8 @@ def run_ranker_study(
     for knob, values in (("delta", cfg.deltas), ("margin", cfg.margins)):
         rows = []
         for v in values:
-            tc = cfg.train_config("pars", **{**cfg.ablation_overrides, knob: v})
-            pred = fit(f"pars-{knob}-{v}", tc, train_p, train_l)
+            tc = cfg.train_config(PARS, **{**cfg.ablation_overrides, knob: v})
+            pred = fit(f"{PARS}-{knob}-{v}", tc, train_p, train_l)
             rows.append({knob: v, "freeze_encoder": tc.freeze_encoder, "pair_sampling": tc.pair_sampling,
                          **rank_quality(pred, test_p, test_l)})
         tables[f"ablation_{knob}"] = pd.DataFrame(rows)
@@ -210,9 +219,9 @@ def run_ranker_study(
     # Backbone ablation (PARS, ChatGPT lengths): the same head, loss and pooling on each backbone.
     rows = []
     for backbone in cfg.backbones:
-        tc = cfg.train_config("pars", **{**cfg.ablation_overrides, "backbone": backbone,
-                                         "pooling": cfg.backbone_pooling})
-        pred = fit(f"pars-backbone-{backbone}", tc, train_p, train_l)
+        tc = cfg.train_config(PARS, **{**cfg.ablation_overrides, "backbone": backbone,
+                                       "pooling": cfg.backbone_pooling})
+        pred = fit(f"{PARS}-backbone-{backbone}", tc, train_p, train_l)
         enc = pred.model.encoder
         rows.append({"backbone": backbone, "kind": backbone_kind(enc), "architecture": type(enc).__name__,
                      "parameters_m": sum(x.numel() for x in enc.parameters()) / 1e6,
