@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -10,8 +11,13 @@ import scipy.stats
 import torch
 
 from llmsched.predictors import (
+    METHODS,
+    OBJECTIVES,
+    PREDICTORS,
+    Objective,
     OraclePredictor,
     Predictor,
+    PredictorEntry,
     PromptLengthPredictor,
     RandomPredictor,
     TrainConfig,
@@ -26,6 +32,8 @@ from llmsched.predictors import (
 )
 from llmsched.predictors.base import BLANK, NON_FINITE, PREDICTOR_ERROR
 from llmsched.predictors.losses import list_mle
+from llmsched.predictors.objectives import make_objective
+from llmsched.predictors.registry import names
 from llmsched.workload import Request
 
 # ---------------------------------------------------------------- metrics
@@ -38,6 +46,42 @@ def test_kendall_tau_agrees_with_scipy(n, levels):
     pred = true + rng.normal(0, levels / 3, n)
     pred[: n // 5] = np.round(pred[: n // 5])  # and ties in the prediction
     assert kendall_tau(pred, true) == pytest.approx(scipy.stats.kendalltau(pred, true).statistic, abs=1e-12)
+
+
+def _tau_b_by_pairs(pred, true) -> float:
+    """Kendall's tau-b by its definition, over all pairs: (C - D) / sqrt((C + D + T_pred) (C + D + T_true))."""
+    c = d = tie_pred = tie_true = 0
+    for i in range(len(pred)):
+        for j in range(i + 1, len(pred)):
+            sp, st = np.sign(pred[i] - pred[j]), np.sign(true[i] - true[j])
+            c += sp * st > 0
+            d += sp * st < 0
+            tie_pred += sp == 0 and st != 0
+            tie_true += st == 0 and sp != 0
+    denom = math.sqrt((c + d + tie_pred) * (c + d + tie_true))
+    return (c - d) / denom if denom else math.nan
+
+
+@pytest.mark.parametrize("ties", ["none", "truth", "both"])
+@pytest.mark.parametrize("n", [2, 9, 150])
+def test_kendall_tau_is_tau_b_over_all_pairs(n, ties):
+    rng = np.random.default_rng(n)
+    true = rng.permutation(n).astype(float) if ties == "none" else rng.integers(0, 4, n).astype(float)
+    pred = true + rng.normal(0, 2.0, n)
+    if ties == "both":
+        pred = np.round(pred)
+    assert kendall_tau(pred, true) == pytest.approx(_tau_b_by_pairs(pred, true), abs=1e-12)
+
+
+def test_kendall_tau_by_hand_and_undefined_without_warnings():
+    # pairs: (0,1) tied in the truth only, (1,2) tied in the scores only, the other 4 concordant:
+    # tau-b = 4 / sqrt(5 * 5) = 0.8 (tau-a would be 4 / 6)
+    assert kendall_tau([1, 2, 2, 3], [1, 1, 2, 3]) == pytest.approx(0.8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert math.isnan(kendall_tau([], []))
+        assert math.isnan(kendall_tau([1.0], [2.0]))
+        assert math.isnan(kendall_tau([1.0, 1.0, 1.0], [1, 2, 3]))
 
 
 def test_kendall_tau_extremes_and_errors():
@@ -164,6 +208,47 @@ def test_missing_checkpoint_says_how_to_make_one(tmp_path):
     (tmp_path / "half" / "model.safetensors").write_bytes(b"")
     with pytest.raises(FileNotFoundError, match="no complete ranker checkpoint"):
         load_ranker(tmp_path / "half")
+
+
+class _LogMSE(Objective):
+    """MSE on log(1 + length), not standardized: an objective registered only by the test below."""
+
+    def loss(self, batch, outputs, lengths, stats, gen):
+        out = outputs(batch)
+        return torch.nn.functional.mse_loss(out, torch.tensor(np.log1p(lengths[batch]), dtype=out.dtype))
+
+
+def test_a_registered_objective_is_a_method_and_unknown_methods_list_the_valid_ones(monkeypatch):
+    assert METHODS == tuple(OBJECTIVES) == ("pars", "ltr", "pointwise", "classify")
+    with pytest.raises(ValueError, match=r"one of \('pars', 'ltr', 'pointwise', 'classify'\), got 'log-mse'"):
+        TrainConfig(method="log-mse")
+    cfg = TrainConfig()
+    cfg.method = "bogus"
+    with pytest.raises(ValueError, match="one of .*'classify'.*got 'bogus'"):
+        make_objective(cfg)
+    monkeypatch.setitem(OBJECTIVES, "log-mse", _LogMSE)
+    prompts, lengths = synthetic(80, 5)
+    cfg = TrainConfig(method="log-mse", max_tokens=32, epochs=8, batch_size=32, lr=5e-2, freeze_encoder=True,
+                      warmup=0.0)
+    ranker = train_ranker(cfg, prompts, lengths, progress=False)
+    assert ranker.name == "log-mse" and ranker.info["n_outputs"] == 1 and ranker.info["history"]
+    test_p, test_l = synthetic(60, 6)
+    assert kendall_tau(ranker.score(test_p), test_l) > 0.3
+
+
+def test_predictor_registry_holds_every_objective_the_baselines_and_the_oracle():
+    assert names("trained") == METHODS
+    assert names("baseline") == ("prompt-length", "random") and names("oracle") == ("oracle",)
+    for name in names("baseline"):
+        assert PREDICTORS[name].make(7).name == name
+    assert PREDICTORS["random"].make(7).seed == 7
+    assert PREDICTORS["oracle"].make([("a b", 3.0), ("c", 1.0)]).score(["c", "a b"]).tolist() == [1.0, 3.0]
+    with pytest.raises(TypeError, match="train_cached"):
+        PREDICTORS["pars"].make(0)
+    with pytest.raises(ValueError, match="kind must be one of"):
+        PredictorEntry("heuristic", PromptLengthPredictor)
+    with pytest.raises(ValueError, match="needs a build"):
+        PredictorEntry("baseline")
 
 
 def test_train_config_rejects_bad_values():
