@@ -91,7 +91,7 @@ def test_head_to_head_learns_ewsjf_queues_apart_from_the_evaluated_requests(smok
     assert sample == [r.prompt_tokens for r in split.train[: exp.p["ewsjf_sample_n"]]] and "training" in where
     mixed, where = h2h.partition_sample("mixed")
     assert len(mixed) == exp.p["ewsjf_sample_n"] and f"seed {exp.p['seed'] + 1000}" in where
-    assert h2h.policies("mixed")["ewsjf"][1]["sample"] == [float(x) for x in mixed]
+    assert h2h.policies("mixed")["ewsjf"].args["sample"] == [float(x) for x in mixed]
 
 
 def test_serving_policy_list_is_checked(smoke):

@@ -33,12 +33,9 @@ class PromptSplit:
 
 def model_tokenizer(model: str) -> Any:
     """The tokenizer of a serving model: a prepared name ("gemma"), a local folder, or a hub id (online)."""
-    from transformers import AutoTokenizer
+    from llmsched.models import load_model_tokenizer
 
-    from llmsched.serving.engine import EngineConfig
-
-    path = EngineConfig(model=model).resolved_model()
-    return load_tokenizer(path) if Path(path).is_dir() else AutoTokenizer.from_pretrained(path)
+    return load_model_tokenizer(model)
 
 
 def sharegpt_split(tokenizer: Any, n_train: int, n_test: int, seed: int,

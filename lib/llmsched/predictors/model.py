@@ -11,7 +11,6 @@ is computed without seeing the rest of the prompt, so it takes `pooling="mean"`.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -26,13 +25,9 @@ def resolve_backbone(backbone: str) -> str:
     A hub id is returned as is; loading it offline then fails with transformers' own message, which
     `load_encoder` wraps to say the hub is unreachable and which offline backbone to use instead.
     """
-    from llmsched.models import MODEL_NAMES, model_path
+    from llmsched.models import resolve_model
 
-    if backbone in MODEL_NAMES:
-        return str(model_path(backbone))
-    if Path(backbone).expanduser().is_dir():
-        return str(Path(backbone).expanduser())
-    return backbone
+    return str(resolve_model(backbone, bare_hub_ids=True))
 
 
 def backbone_kind(encoder: nn.Module) -> str:
@@ -57,11 +52,13 @@ def load_encoder(backbone: str) -> tuple[nn.Module, Any]:
 
     An encoder-decoder checkpoint (T5) yields its encoder stack; a causal LM yields its base model (no LM head).
     """
-    from transformers import AutoModel, AutoTokenizer
+    from transformers import AutoModel
+
+    from llmsched.models import load_model_tokenizer
 
     path = resolve_backbone(backbone)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(path)
+        tokenizer = load_model_tokenizer(path, bare_hub_ids=True)
         encoder = AutoModel.from_pretrained(path, dtype=torch.float32)  # trained and run in fp32 (CPU and GPU)
     except OSError as e:
         raise OSError(
