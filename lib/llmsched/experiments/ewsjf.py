@@ -53,7 +53,7 @@ from llmsched.experiments.stages import select_policies
 from llmsched.paths import results_dir
 from llmsched.policies import PolicySpec
 from llmsched.policies.ewsjf.meta import LAMBDAS, balance, compactness, reward
-from llmsched.policies.ewsjf.partition import Partition, refine_and_prune
+from llmsched.policies.ewsjf.partition import DEFAULT_MAX_QUEUES, Partition, refine_and_prune
 from llmsched.policies.ewsjf.scoring import EWSJFParams
 from llmsched.sim import simulate
 
@@ -122,7 +122,7 @@ class SimObjective:
                                ["ttft_mean"])
 
     def __call__(self, params: EWSJFParams) -> tuple[float, dict[str, float]]:
-        max_q = int(self.base_args.get("max_queues", 8))
+        max_q = int(self.base_args.get("max_queues", DEFAULT_MAX_QUEUES))
         try:
             part = refine_and_prune(self.sample, alpha=params.alpha, max_queues=max_q)
         except ValueError:
@@ -265,7 +265,7 @@ class EWSJFExperiments:
             for load, label in tqdm(jobs, desc=f"ewsjf sim {preset}", unit="run"):
                 timed = assign_arrivals(reqs, make_arrivals("poisson", len(reqs), cap * load, seed=self.s.seed))
                 spec = specs[label]
-                res = simulate(timed, config, st, spec.name, policy_args=spec.args, trace_steps=True)
+                res = simulate(timed, config, st, spec, trace_steps=True)
                 rows.append({"preset": preset, "label": label, "load": load, "rate": cap * load,
                              **run_metrics(res.frame, res.steps, config.max_num_batched_tokens, (lo + hi) / 2),
                              **{f"policy_{k}": v for k, v in res.stats.get("policy_stats", {}).items()}})

@@ -22,6 +22,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
 
+from llmsched.policies.ewsjf.partition import DEFAULT_MAX_QUEUES
+
 S = TypeVar("S", bound="_Settings")
 
 SHARED = ("profile", "model", "seed", "serving_max_num_seqs")
@@ -126,7 +128,7 @@ class EWSJFSettings(_Settings):
     prefix: ClassVar[str] = "ewsjf_"
 
     sim_steptime: str = "a100-80gb_llama-2-13b"  # simulator step-time profile (the paper's Llama-2-13B / A100)
-    max_queues: int = 8  # Refine-and-Prune's cap on the number of queues
+    max_queues: int = DEFAULT_MAX_QUEUES  # Refine-and-Prune's cap on the number of queues
     sample_n: int = 500  # partition sample the queues are learned from (own draw: seed + TUNE_SEED_OFFSET)
     presets: tuple[str, ...] = ("100-2000",)  # mixed prompt-length workloads (bimodal short/long, outputs 1-100)
     sim_n: int = 300  # requests per simulated run

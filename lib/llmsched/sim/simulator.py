@@ -66,7 +66,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from llmsched.policies import PolicyQueue, RequestView, make_policy
+from llmsched.policies import PolicyQueue, PolicySpec, RequestView
 from llmsched.records import COLUMNS, OK, RequestRecord, records_to_frame, write_run
 from llmsched.steptime.limits import SimConfig
 from llmsched.steptime.models import StepTimeModel
@@ -150,10 +150,10 @@ class SimResult:
 class Simulator:
     """Replays workloads through a simulated vLLM V1 scheduler with a policy queue.
 
-    policy           a policy name (a fresh queue per run, `make_policy(name, view=sim_request_view,
-                     **policy_args)`), or a PolicyQueue instance, which must be empty when a run starts; its
-                     view must accept SimRequest objects (sim_request_view, or identity_view: a SimRequest
-                     has the RequestView attributes)
+    policy           a PolicySpec or a policy name with `policy_args` (checked here; a fresh queue per run,
+                     `spec.build(view=sim_request_view)`), or a PolicyQueue instance, which must be empty when a
+                     run starts; its view must accept SimRequest objects (sim_request_view, or identity_view: a
+                     SimRequest has the RequestView attributes)
     max_batch_steps  most decode-only steps advanced together; 1 steps one at a time (same results, slower)
     """
 
@@ -161,7 +161,7 @@ class Simulator:
         self,
         config: SimConfig,
         step_time: StepTimeModel,
-        policy: str | PolicyQueue = "fcfs",
+        policy: str | PolicySpec | PolicyQueue = "fcfs",
         policy_args: Mapping[str, Any] | None = None,
         max_batch_steps: int | None = None,
     ) -> None:
@@ -169,13 +169,15 @@ class Simulator:
             raise ValueError(f"config must be a SimConfig, got {type(config).__name__}")
         if not callable(getattr(step_time, "step_time", None)):
             raise ValueError(f"step_time must be a StepTimeModel (with a step_time method), got {step_time!r}")
-        if isinstance(policy, PolicyQueue):
+        self.spec: PolicySpec | None = None
+        if isinstance(policy, PolicyQueue | PolicySpec):
             if policy_args:
                 raise ValueError("policy_args apply only when the policy is given by name")
+            self.spec = policy if isinstance(policy, PolicySpec) else None
         elif not isinstance(policy, str):
-            raise ValueError(f"policy must be a policy name or a PolicyQueue, got {policy!r}")
+            raise ValueError(f"policy must be a PolicySpec, a policy name or a PolicyQueue, got {policy!r}")
         else:
-            make_policy(policy, view=sim_request_view, **dict(policy_args or {}))  # fail early on bad names
+            self.spec = PolicySpec(policy, dict(policy_args or {}))  # fail early on bad names and arguments
         if max_batch_steps is not None and (
             isinstance(max_batch_steps, bool) or not isinstance(max_batch_steps, int) or max_batch_steps < 1
         ):
@@ -183,21 +185,22 @@ class Simulator:
         self.config = config
         self.step_time = step_time
         self.policy = policy
-        self.policy_args = dict(policy_args or {})
         self.max_batch_steps = max_batch_steps
 
     # ------------------------------------------------------------------------------------------------------
     def describe(self) -> dict[str, Any]:
         """JSON-able description of this simulator (config.json beside the results)."""
-        policy = self.policy if isinstance(self.policy, str) else getattr(self.policy, "name", "") or type(
-            self.policy).__name__
+        if self.spec is not None:
+            policy, args = self.spec.name, self.spec.to_json()["args"]
+        else:
+            policy, args = getattr(self.policy, "name", "") or type(self.policy).__name__, {}
         to_dict = getattr(self.step_time, "to_dict", None)
         return {
             "backend": "sim",
             "sim": self.config.to_dict(),
             "step_time": to_dict() if callable(to_dict) else repr(self.step_time),
             "policy": policy,
-            "policy_args": self.policy_args,
+            "policy_args": args,
         }
 
     def _queue(self) -> PolicyQueue:
@@ -205,7 +208,8 @@ class Simulator:
             if len(self.policy):
                 raise ValueError(f"the policy queue {self.policy!r} must be empty when a simulation starts")
             return self.policy
-        return make_policy(self.policy, view=sim_request_view, **self.policy_args)
+        assert self.spec is not None
+        return self.spec.build(view=sim_request_view)
 
     def _prepare(self, requests: Iterable[Any]) -> list[SimRequest]:
         """SimRequests sorted by (arrival, request_id); every request checked up front."""
@@ -282,7 +286,7 @@ def simulate(
     requests: Iterable[Any],
     config: SimConfig,
     step_time: StepTimeModel,
-    policy: str | PolicyQueue = "fcfs",
+    policy: str | PolicySpec | PolicyQueue = "fcfs",
     *,
     policy_args: Mapping[str, Any] | None = None,
     trace_steps: bool = False,

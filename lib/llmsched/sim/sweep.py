@@ -77,7 +77,7 @@ def rate_sweep(
         times = make_arrivals(arrivals, len(requests), rate, seed=seed, burstiness=burstiness)
         timed = assign_arrivals(list(requests), times)
         spec = specs[label]
-        res = simulate(timed, config, step_time, spec.name, policy_args=dict(spec.args))
+        res = simulate(timed, config, step_time, spec)
         row = {"label": label, "policy": spec.name, "rate": float(rate), **summarize(res.frame)}
         if capacity:
             row["load"] = float(rate) / capacity

@@ -40,6 +40,7 @@ from dataclasses import dataclass
 import numpy as np
 
 EPS = 1e-9
+DEFAULT_MAX_QUEUES = 8  # Refine-and-Prune's cap on the number of queues, unless a caller sets one
 
 
 @dataclass(frozen=True)
@@ -121,7 +122,7 @@ def _stats(c: np.ndarray, window_s: float | None) -> QueueStats:
 def refine_and_prune(
     lengths: Sequence[float],
     alpha: float = 8.0,
-    max_queues: int = 8,
+    max_queues: int = DEFAULT_MAX_QUEUES,
     k: int = 3,
     min_size: int = 5,
     min_width: float = 16.0,

@@ -39,7 +39,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from llmsched.policies.base import PolicyQueue, RequestView, T, identity_view
-from llmsched.policies.ewsjf.partition import Partition, refine_and_prune
+from llmsched.policies.ewsjf.partition import DEFAULT_MAX_QUEUES, Partition, refine_and_prune
 from llmsched.policies.ewsjf.scoring import EWSJFParams, ewsjf_score, prefill_cost, released_score
 from llmsched.steptime.models import StepTimeModel, step_time_from_dict
 from llmsched.steptime.profiles import load_profile
@@ -123,7 +123,7 @@ class EWSJFQueue(PolicyQueue[T]):
         sample: Sequence[float] | None = None,
         params: dict[str, float] | EWSJFParams | None = None,
         steptime: StepTimeModel | Mapping[str, Any] | None = None,
-        max_queues: int = 8,
+        max_queues: int = DEFAULT_MAX_QUEUES,
         refine: bool = True,
         bubbles: bool = True,
         bubble_ttl: int = 50,
@@ -390,7 +390,7 @@ class ReleasedEWSJFQueue(EWSJFQueue[T]):
 
     def __init__(self, view: Callable[[T], RequestView] = identity_view,
                  bounds: Sequence[Sequence[float]] | None = None, sample: Sequence[float] | None = None,
-                 max_queues: int = 8, step: int = 128, max_wait_s: float | None = None,
+                 max_queues: int = DEFAULT_MAX_QUEUES, step: int = 128, max_wait_s: float | None = None,
                  clock: Callable[[], float] = time.time) -> None:
         super().__init__(view, bounds=bounds, sample=sample, max_queues=max_queues, bubbles=False,
                          max_wait_s=max_wait_s, clock=clock)
