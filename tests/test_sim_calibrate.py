@@ -175,3 +175,13 @@ def test_calibration_smoke_on_tiny_model(tiny_model, tmp_path) -> None:
     # the composition the recorder saw is the plan's: the prefill phase schedules 2 x 128 tokens at once
     assert (steps.prefill_tokens == 256).any()
     assert (steps.kv_tokens >= steps.prefill_tokens + steps.decode_seqs).all()
+
+
+@pytest.mark.parametrize(("module", "expect"), [("llmsched.serving.calibrate", "--quick"),
+                                                 ("llmsched.steptime", "write")])
+def test_calibration_and_profile_command_lines_answer(module, expect):
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and expect in proc.stdout, proc.stdout + proc.stderr

@@ -298,3 +298,7 @@ def main(argv: list[str] | None = None) -> None:
     print(report(data))
     meta = data["calibration"]
     print(f"wrote {path} (engine run {meta['engine_run_s']} s, total {meta['total_s']} s)")
+
+
+if __name__ == "__main__":
+    main()
