@@ -54,6 +54,7 @@ from llmsched.paths import results_dir
 from llmsched.policies import PolicySpec
 from llmsched.policies.ewsjf.meta import LAMBDAS, balance, compactness, reward
 from llmsched.policies.ewsjf.partition import DEFAULT_MAX_QUEUES, Partition, refine_and_prune
+from llmsched.policies.ewsjf.queue import EWSJFQueue
 from llmsched.policies.ewsjf.scoring import EWSJFParams
 from llmsched.sim import simulate
 
@@ -117,6 +118,8 @@ class SimObjective:
     lambdas: Sequence[float] = LAMBDAS
 
     def __post_init__(self) -> None:
+        # a step-time profile named in base_args is loaded once here, not once per trial
+        self.base_args = EWSJFQueue.resolve_args(self.base_args)
         self.sample = [float(r.prompt_tokens) for r in self.requests]
         self.fcfs_ttft = float(summarize(simulate(self.requests, self.config, self.step_time, "fcfs").frame)
                                ["ttft_mean"])
