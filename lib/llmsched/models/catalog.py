@@ -8,11 +8,11 @@ from llmsched.paths import models_dir
 
 # Directory names under models_dir().
 DIRS = {"tiny": "tiny-llama", "gemma": "gemma-3-270m", "minilm": "all-MiniLM-L6-v2",
-        "smollm2": "SmolLM2-135M-Instruct"}
+        "smollm2": "SmolLM2-135M-Instruct", "mpnet": "all-mpnet-base-v2"}
 MODEL_NAMES: tuple[str, ...] = tuple(DIRS)
 
 # Bump a recipe version when the output of a preparation step changes; older caches are then rebuilt.
-RECIPES = {"tiny": 1, "gemma": 1, "minilm": 1, "smollm2": 1}
+RECIPES = {"tiny": 1, "gemma": 1, "minilm": 1, "smollm2": 1, "mpnet": 1}
 
 
 def check_name(name: str) -> str:

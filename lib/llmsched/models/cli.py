@@ -13,6 +13,7 @@ from llmsched.models.build import step
 from llmsched.models.catalog import MODEL_NAMES, check_name
 from llmsched.models.gemma import prepare_gemma
 from llmsched.models.minilm import prepare_minilm
+from llmsched.models.mpnet import prepare_mpnet
 from llmsched.models.resolve import model_path
 from llmsched.models.smollm2 import prepare_smollm2
 from llmsched.models.tiny import prepare_tiny
@@ -25,6 +26,7 @@ _PREPARERS: dict[str, Callable[..., Path]] = {
     "gemma": prepare_gemma,
     "minilm": prepare_minilm,
     "smollm2": prepare_smollm2,
+    "mpnet": prepare_mpnet,
 }
 
 
