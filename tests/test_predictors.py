@@ -31,10 +31,18 @@ from llmsched.predictors import (
     train_ranker,
 )
 from llmsched.predictors.base import BLANK, NON_FINITE, PREDICTOR_ERROR
+from llmsched.predictors.embeddings import embedding_key, frozen_vectors, token_ids
 from llmsched.predictors.losses import list_mle
 from llmsched.predictors.objectives import make_objective
 from llmsched.predictors.registry import names
+from llmsched.predictors.train import bucket_by_length
 from llmsched.workload import Request
+
+
+@pytest.fixture(autouse=True)
+def _own_results(tmp_path, monkeypatch):
+    """Frozen-backbone vectors are cached under results/: each test gets its own."""
+    monkeypatch.setenv("LLMSCHED_RESULTS", str(tmp_path / "results"))
 
 # ---------------------------------------------------------------- metrics
 
@@ -350,3 +358,88 @@ def test_every_backbone_kind_scores_prompts_with_a_head_of_its_output_width(tmp_
         if kind == "decoder":
             with pytest.raises(ValueError, match="pooling='mean'"):
                 EncoderRanker(encoder, pooling="cls")
+
+
+# ---------------------------------------------------------------- training speed: buckets, caches, heads
+
+def test_length_buckets_keep_every_item_and_pad_less():
+    rng = np.random.default_rng(0)
+    sizes = rng.integers(5, 128, size=400)
+    perm = rng.permutation(400)
+    batches = [perm[s:s + 16] for s in range(0, 400, 16)]
+    bucketed = bucket_by_length(batches, sizes, np.random.default_rng(1), pool=5)
+    assert sorted(np.concatenate(bucketed).tolist()) == list(range(400))  # the same prompts, each once
+    assert all(len(b) == 16 for b in bucketed)
+
+    def mean_width(bs):
+        return float(np.mean([sizes[b].max() for b in bs]))
+
+    assert mean_width(bucketed) < 0.8 * mean_width(batches)
+    # pair rows (a, b, y): grouped by the longer prompt of the pair, rows kept whole
+    pairs = np.stack([rng.integers(0, 400, 300), rng.integers(0, 400, 300), rng.choice([-1, 1], 300)], axis=1)
+    rows = [pairs[s:s + 32] for s in range(0, 300, 32)]
+    out = bucket_by_length(rows, sizes, np.random.default_rng(2), pool=3)
+    assert sorted(map(tuple, np.concatenate(out).tolist())) == sorted(map(tuple, pairs.tolist()))
+
+
+def test_bucketed_training_pads_less_and_records_its_speed():
+    prompts, lengths = synthetic(96, 5)
+    prompts = [p + " and more" * int(k % 7) * 3 for k, p in enumerate(prompts)]  # varied token lengths
+    base = dict(method="pointwise", max_tokens=64, epochs=1, batch_size=16, lr=1e-3, warmup=0.0)
+    plain = train_ranker(TrainConfig(**base), prompts, lengths, progress=False).info
+    bucketed = train_ranker(TrainConfig(**base, length_bucketing=True), prompts, lengths, progress=False).info
+    assert plain["steps_per_second"] > 0 and bucketed["steps_per_second"] > 0
+    assert bucketed["mean_padded_tokens"] < plain["mean_padded_tokens"]
+
+
+class _CountingEmbed(torch.nn.Module):
+    """A stand-in backbone: the vector is (sum of ids, length), and every call is counted."""
+
+    calls = 0
+
+    def embed(self, ids, mask):
+        type(self).calls += 1
+        return torch.stack([(ids * mask).sum(1).float(), mask.sum(1).float()], dim=1)
+
+
+def test_frozen_vectors_are_computed_once_and_read_back_from_disk():
+    ids = [[1, 2, 3], [4], [5, 6], [7, 8, 9, 10]]
+    model = _CountingEmbed()
+    first = frozen_vectors(model, ids, pad_id=0, key="probe-test", batch_size=3, progress=False)
+    # rows in the caller's order although batches are length-sorted
+    assert first.tolist() == [[6.0, 3.0], [4.0, 1.0], [11.0, 2.0], [34.0, 4.0]]
+    calls = _CountingEmbed.calls
+    again = frozen_vectors(model, ids, pad_id=0, key="probe-test", progress=False)
+    assert _CountingEmbed.calls == calls and torch.equal(again, first)
+    other = frozen_vectors(model, ids[:3], pad_id=0, key="probe-test", progress=False)  # stale file: recomputed
+    assert _CountingEmbed.calls > calls and other.shape == (3, 2)
+
+
+def test_token_ids_and_embedding_keys_follow_their_inputs():
+    from transformers import AutoTokenizer
+
+    from llmsched.models import resolve_model
+
+    tok = AutoTokenizer.from_pretrained(str(resolve_model("minilm")))
+    prompts = ["a short prompt", "a somewhat longer prompt with more words in it"]
+    assert token_ids(tok, prompts, 8) is token_ids(tok, prompts, 8)  # cached
+    assert max(len(r) for r in token_ids(tok, prompts, 8)) == 8
+    assert token_ids(tok, prompts, 64) != token_ids(tok, prompts, 8)
+    k = embedding_key("minilm", "mean", 128, prompts)
+    assert k == embedding_key("minilm", "mean", 128, list(prompts))
+    assert len({k, embedding_key("minilm", "cls", 128, prompts), embedding_key("minilm", "mean", 64, prompts),
+                embedding_key("minilm", "mean", 128, prompts[::-1])}) == 4
+
+
+def test_two_layer_probe_head_trains_and_round_trips(tmp_path):
+    prompts, lengths = synthetic(120, 2)
+    cfg = TrainConfig(method="pointwise", max_tokens=32, epochs=8, batch_size=32, lr=5e-3, freeze_encoder=True,
+                      head_hidden=16, warmup=0.0)
+    ranker = train_cached(cfg, prompts, lengths, root=tmp_path / "ck", progress=False)
+    assert isinstance(ranker.model.head, torch.nn.Sequential)
+    test_p, test_l = synthetic(80, 3)
+    assert kendall_tau(ranker.score(test_p), test_l) > 0.3
+    again = load_ranker(tmp_path / "ck")
+    np.testing.assert_allclose(again.score(test_p[:5]), ranker.score(test_p[:5]), rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="head_hidden"):
+        TrainConfig(head_hidden=-1)

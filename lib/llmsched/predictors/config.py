@@ -32,6 +32,10 @@ class TrainConfig:
     n_classes         classification buckets (quantiles of the training lengths)
     max_train_prompts cap on the prompts used (a seeded sample), None = all
     eval_every        validate every this many steps as well as after each epoch (0 = after each epoch only)
+    head_hidden       0: PARS's single linear head; > 0: a two-layer head with this many hidden units (probes)
+    length_bucketing  batches of prompts of similar token length (pools of 50 batches sorted by length, batch
+                      order shuffled), so a batch pads to its own longest prompt rather than to max_tokens; the
+                      items of each batch change, not the epoch's items (a CPU speed knob, off in the paper)
     """
 
     method: str = "pars"
@@ -55,6 +59,8 @@ class TrainConfig:
     freeze_encoder: bool = False
     max_train_prompts: int | None = None
     eval_every: int = 0
+    head_hidden: int = 0
+    length_bucketing: bool = False
 
     def __post_init__(self) -> None:
         checks = [
@@ -78,6 +84,7 @@ class TrainConfig:
             (self.max_train_prompts is None or self.max_train_prompts >= 10,
              f"max_train_prompts must be None or >= 10, got {self.max_train_prompts}"),
             (self.eval_every >= 0, f"eval_every must be >= 0, got {self.eval_every}"),
+            (self.head_hidden >= 0, f"head_hidden must be >= 0, got {self.head_hidden}"),
         ]
         for ok, msg in checks:
             if not ok:

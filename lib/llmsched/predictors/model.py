@@ -72,21 +72,28 @@ def load_encoder(backbone: str) -> tuple[nn.Module, Any]:
 
 
 class EncoderRanker(nn.Module):
-    """encoder → pooled vector → Linear(hidden, n_outputs)."""
+    """encoder → pooled vector → Linear(width, n_outputs), or with `head_hidden` > 0 a two-layer head
+    Linear(width, head_hidden) → GELU → Linear(head_hidden, n_outputs) (PARS's head is the single linear layer;
+    the wider head is for probes of a frozen encoder, whose features a linear map may not separate)."""
 
-    def __init__(self, encoder: nn.Module, n_outputs: int = 1, pooling: str = "cls") -> None:
+    def __init__(self, encoder: nn.Module, n_outputs: int = 1, pooling: str = "cls", head_hidden: int = 0) -> None:
         super().__init__()
         if pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
         if n_outputs < 1:
             raise ValueError(f"n_outputs must be >= 1, got {n_outputs}")
+        if head_hidden < 0:
+            raise ValueError(f"head_hidden must be >= 0, got {head_hidden}")
         if pooling == "cls" and backbone_kind(encoder) == "decoder":
             raise ValueError(
                 f"pooling='cls' on a causal decoder ({type(encoder).__name__}) takes the first token, which never "
                 "sees the rest of the prompt: use pooling='mean'")
         self.encoder = encoder
         self.pooling = pooling
-        self.head = nn.Linear(self._width(encoder), n_outputs)
+        self.width = self._width(encoder)
+        self.head: nn.Module = (nn.Linear(self.width, n_outputs) if head_hidden == 0 else
+                                nn.Sequential(nn.Linear(self.width, head_hidden), nn.GELU(),
+                                              nn.Linear(head_hidden, n_outputs)))
 
     @staticmethod
     def _width(encoder: nn.Module) -> int:

@@ -225,7 +225,7 @@ def run_ranker_study(
         enc = pred.model.encoder
         rows.append({"backbone": backbone, "kind": backbone_kind(enc), "architecture": type(enc).__name__,
                      "parameters_m": sum(x.numel() for x in enc.parameters()) / 1e6,
-                     "width": pred.model.head.in_features, "pooling": tc.pooling,
+                     "width": pred.model.width, "pooling": tc.pooling,
                      "freeze_encoder": tc.freeze_encoder, **rank_quality(pred, test_p, test_l),
                      "train_seconds": pred.info.get("train_seconds")})
     tables["ablation_backbone"] = pd.DataFrame(rows)

@@ -8,11 +8,18 @@ The defaults are PARS's: MarginRankingLoss with margin 1.0 on pairs whose relati
 schedule with 10% warmup, gradient clipping at 1.0, 3 epochs of 128-pair batches, seed 42, 10% of the prompts
 held out; the checkpoint with the best held-out pairwise accuracy is kept.
 
-Two knobs make CPU-sized runs possible, both off by default and recorded in every checkpoint:
+Knobs that make CPU-sized runs possible, all off by default and recorded in every checkpoint:
     pair_sampling="in_batch"  PARS pairs are all filtered pairs inside a batch of prompts, so each prompt is
                               encoded once per step instead of once per pair (same loss, different pair draw)
-    freeze_encoder=True       the encoder is not trained: its pooled vectors are computed once and only the
-                              linear head is fitted (a linear probe; fast enough for ablation grids on CPU)
+    length_bucketing=True     batches of prompts of similar token length: every batch is padded only to its own
+                              longest prompt (dynamic padding is always on), and most ShareGPT prompts are far
+                              shorter than the truncation length
+    freeze_encoder=True       the encoder is not trained: its pooled vectors are computed once per backbone and
+                              prompt set (kept on disk, llmsched.predictors.embeddings) and only the head is
+                              fitted (a probe; `head_hidden` > 0 makes it a two-layer head)
+
+Token ids are computed once per prompt set and truncation (cached in the process). Every checkpoint records
+its training speed (`steps_per_second`, `mean_padded_tokens`) and the time spent encoding a frozen backbone.
 
 The settings are a `TrainConfig` (llmsched.predictors.config); what differs between methods is their objective
 (llmsched.predictors.objectives).
@@ -34,6 +41,7 @@ from tqdm.auto import tqdm
 
 from llmsched.predictors.base import check_prompts
 from llmsched.predictors.config import TrainConfig
+from llmsched.predictors.embeddings import embedding_key, frozen_vectors, pad_batch, token_ids
 from llmsched.predictors.metrics import kendall_tau, pairwise_accuracy
 from llmsched.predictors.model import EncoderRanker, load_encoder
 from llmsched.predictors.objectives import LengthStats, make_objective
@@ -62,38 +70,23 @@ def split_indices(n: int, val_fraction: float, seed: int) -> tuple[np.ndarray, n
     return np.sort(perm[n_val:]), np.sort(perm[:n_val])
 
 
-# Pooled vectors of the untrained backbone, reused by successive frozen-encoder runs on the same prompts.
-_FROZEN_CACHE: dict[tuple, torch.Tensor] = {}
-
-
 class _Encoded:
-    """Token ids of every prompt (truncated, unpadded) or, with a frozen encoder, their pooled vectors."""
+    """Token ids of every prompt (truncated, unpadded; llmsched.predictors.embeddings caches them) or, with a
+    frozen encoder, their pooled vectors (computed once per backbone and prompt set, kept on disk)."""
 
-    def __init__(self, model: EncoderRanker, tokenizer: Any, prompts: list[str], cfg: TrainConfig) -> None:
-        enc = tokenizer(prompts, truncation=True, max_length=cfg.max_tokens, add_special_tokens=True)
-        self.ids: list[list[int]] = enc["input_ids"]
+    def __init__(self, model: EncoderRanker, tokenizer: Any, prompts: list[str], cfg: TrainConfig,
+                 progress: bool = True) -> None:
+        self.ids = token_ids(tokenizer, prompts, cfg.max_tokens)
+        self.sizes = np.array([len(r) for r in self.ids])
         self.pad = tokenizer.pad_token_id or 0
         self.model = model
         self.frozen: torch.Tensor | None = None
         if cfg.freeze_encoder:
-            key = (cfg.backbone, cfg.pooling, cfg.max_tokens, hash(tuple(prompts)))
-            if key not in _FROZEN_CACHE:
-                with torch.no_grad():
-                    model.eval()
-                    vecs = [model.embed(*self.batch(list(c))) for c in _chunks(range(len(prompts)), 64)]
-                _FROZEN_CACHE.clear()  # keep one set of vectors: enough for an ablation grid on one dataset
-                _FROZEN_CACHE[key] = torch.cat(vecs)
-            self.frozen = _FROZEN_CACHE[key]
+            key = embedding_key(cfg.backbone, cfg.pooling, cfg.max_tokens, prompts)
+            self.frozen = frozen_vectors(model, self.ids, self.pad, key=key, progress=progress)
 
     def batch(self, idx: Sequence[int] | np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-        rows = [self.ids[i] for i in idx]
-        width = max(len(r) for r in rows)
-        ids = torch.full((len(rows), width), self.pad, dtype=torch.long)
-        mask = torch.zeros((len(rows), width), dtype=torch.long)
-        for k, r in enumerate(rows):
-            ids[k, : len(r)] = torch.tensor(r)
-            mask[k, : len(r)] = 1
-        return ids, mask
+        return pad_batch([self.ids[i] for i in idx], self.pad)
 
     def outputs(self, idx: Sequence[int] | np.ndarray) -> torch.Tensor:
         """The model's raw outputs (scores or logits) for prompts `idx`."""
@@ -103,9 +96,40 @@ class _Encoded:
         return self.model(*self.batch(idx))
 
 
+def bucket_by_length(batches: list[np.ndarray], sizes: np.ndarray, rng: np.random.Generator,
+                     pool: int = 50) -> list[np.ndarray]:
+    """The same items regrouped into batches of similar token length: the epoch's items, in pools of `pool`
+    batches, are sorted by length and cut into batches of the original size; the batches are then shuffled.
+
+    An item is a prompt index (1-D batches) or a pair row (a, b, y): its length is the longer prompt's."""
+    if not batches:
+        return batches
+    size = len(batches[0])
+    items = np.concatenate(batches)
+    length = sizes[items] if items.ndim == 1 else np.maximum(sizes[items[:, 0].astype(int)],
+                                                              sizes[items[:, 1].astype(int)])
+    out: list[np.ndarray] = []
+    step = size * pool
+    for start in range(0, len(items), step):
+        chunk = np.arange(start, min(start + step, len(items)))
+        chunk = chunk[np.argsort(length[chunk], kind="stable")]
+        out += [items[chunk[s:s + size]] for s in range(0, len(chunk), size) if len(chunk[s:s + size]) >= 2]
+    return [out[i] for i in rng.permutation(len(out))]
+
+
 def _chunks(seq: Sequence[int], size: int) -> Iterator[Sequence[int]]:
     for start in range(0, len(seq), size):
         yield seq[start:start + size]
+
+
+def _mean_padded(epochs: list[list[np.ndarray]], sizes: np.ndarray) -> float:
+    """Mean padded width of the training batches (tokens per prompt the encoder computed)."""
+    widths = []
+    for batches in epochs:
+        for b in batches:
+            idx = b if b.ndim == 1 else b[:, :2].astype(int).ravel()
+            widths.append(float(sizes[idx].max()))
+    return float(np.mean(widths)) if widths else 0.0
 
 
 def _lr_lambda(total: int, warmup: float):
@@ -146,12 +170,16 @@ def train_ranker(
     objective = make_objective(cfg)
     stats = LengthStats(lens[train], cfg.n_classes)
     encoder, tokenizer = load_encoder(cfg.backbone)
-    model = EncoderRanker(encoder, n_outputs=objective.n_outputs(stats), pooling=cfg.pooling)
+    model = EncoderRanker(encoder, n_outputs=objective.n_outputs(stats), pooling=cfg.pooling,
+                          head_hidden=cfg.head_hidden)
     t0 = time.perf_counter()
-    enc = _Encoded(model, tokenizer, prompts, cfg)
+    enc = _Encoded(model, tokenizer, prompts, cfg, progress=progress)
+    encode_seconds = time.perf_counter() - t0
     params = model.head.parameters() if cfg.freeze_encoder else model.parameters()
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     epochs = [objective.epoch_batches(train, lens, rng) for _ in range(cfg.epochs)]
+    if cfg.length_bucketing and not cfg.freeze_encoder:
+        epochs = [bucket_by_length(e, enc.sizes, rng) for e in epochs]
     total = sum(len(e) for e in epochs)
     if total == 0:
         raise ValueError(f"no training batches: {len(train)} training prompts, delta={cfg.delta} left no pairs")
@@ -193,12 +221,15 @@ def train_ranker(
                 if m["val_pairwise_accuracy"] > best[0]:
                     best = (m["val_pairwise_accuracy"], copy.deepcopy(model.state_dict()))
     bar.close()
+    loop_seconds = time.perf_counter() - t0 - encode_seconds
     if best[1] is not None:
         model.load_state_dict(best[1])
     model.eval()
     info = {
         **meta, "history": history, "n_prompts": len(prompts), "n_train": len(train), "n_val": len(val),
         "best_val_pairwise_accuracy": best[0], "train_seconds": time.perf_counter() - t0, "steps": total,
+        "encode_seconds": encode_seconds, "steps_per_second": total / loop_seconds if loop_seconds > 0 else None,
+        "mean_padded_tokens": _mean_padded(epochs, enc.sizes) if not cfg.freeze_encoder else None,
     }
     logger.info("trained %s in %.0f s: best validation pairwise accuracy %.3f", cfg.method, info["train_seconds"],
                 best[0])

@@ -89,6 +89,7 @@ def load_ranker(folder: str | Path) -> TrainedRanker:
     meta = json.loads((folder / META).read_text())
     config = TrainConfig(**meta["config"])
     encoder, tokenizer = load_encoder(config.backbone)
-    model = EncoderRanker(encoder, n_outputs=int(meta["info"]["n_outputs"]), pooling=config.pooling)
+    model = EncoderRanker(encoder, n_outputs=int(meta["info"]["n_outputs"]), pooling=config.pooling,
+                          head_hidden=config.head_hidden)
     model.load_state_dict(load_file(str(folder / WEIGHTS)), strict=not config.freeze_encoder)
     return TrainedRanker(model, tokenizer, config, meta["info"])
