@@ -27,7 +27,8 @@ def smoke(tmp_path_factory):
 def test_stages_write_their_tables(smoke):
     exp, root = smoke
     lengths = exp.collect()
-    assert len(lengths) == 40 and lengths.output_tokens.nunique() > 1
+    assert len(lengths) == 40 * 3 and lengths.output_tokens.nunique() > 1  # 3 samples per prompt (smoke)
+    assert all(sorted(s.tolist()) == [0, 1, 2] for _, s in lengths.groupby("request_id")["sample"])
     tables = exp.study()
     quality = tables["quality"]
     methods = {"pars", "ltr", "pointwise", "classify", "prompt-length", "random", "oracle"}
@@ -42,8 +43,20 @@ def test_stages_write_their_tables(smoke):
     assert dict(backbones.kind) == {"minilm": "encoder", "tiny": "decoder"}
     assert backbones.loc["minilm", "width"] == 384 and (backbones.pooling == "mean").all()
     assert backbones.kendall_tau.between(-1, 1).all() and (backbones.parameters_m > 0).all()
-    for name in ("quality", "transfer", "methods_ablation_settings", "ablation_delta", "ablation_margin",
-                 "ablation_backbone", "scores"):
+    noise = tables["noise"].set_index("target")
+    assert noise.loc["tiny", "samples_per_prompt"] == 3 and noise.loc["chatgpt", "samples_per_prompt"] == 1
+    tiny_rows = quality[quality.eval_lengths == "tiny"]
+    assert 0 <= noise.loc["tiny", "ceiling_median"] <= 1 and noise.loc["tiny", "prompts"] == 20
+    assert (tiny_rows.noise_ceiling == noise.loc["tiny", "ceiling_median"]).all()
+    assert quality[quality.eval_lengths == "chatgpt"].noise_ceiling.isna().all()  # one sample: not estimable
+    per_seed = tables["methods_ablation_settings"]
+    assert sorted(set(per_seed.seed)) == [42, 43, 44]  # the smoke profile's pars_seeds
+    seeds = tables["methods_seeds"]
+    assert (seeds.seeds == 3).all() and seeds.kendall_tau_sd.ge(0).all()
+    assert set(seeds.path) == {"probe (frozen encoder)"}
+    assert len(seeds) == len(per_seed) // 3
+    for name in ("quality", "transfer", "methods_ablation_settings", "methods_seeds", "noise", "ablation_delta",
+                 "ablation_margin", "ablation_backbone", "scores"):
         for ext in ("parquet", "csv", "md"):
             assert (exp.out / "rankers" / f"{name}.{ext}").stat().st_size > 0
     study = json.loads((exp.out / "rankers" / "study.json").read_text())

@@ -84,14 +84,17 @@ class ParsExperiments:
         return collect_lengths(reqs, self.engine(max_num_seqs=self.s.collect_max_num_seqs), sampling)
 
     def lengths_table(self) -> pd.DataFrame:
-        """One row per collected prompt: split, prompt tokens, ChatGPT's length, the serving model's mean length
-        over ok samples, share of its samples truncated → lengths.parquet (the collection stage's summary)."""
+        """One row per collected prompt: split, prompt tokens, ChatGPT's length, the serving model's median length
+        over ok samples (the training target) and their spread, share of its samples truncated → lengths.parquet
+        (the collection stage's summary)."""
         table = self.collect()
         split = self.split()
         sets = {"train": split.train, "test": split.test}
         ref = {r.request_id: (name, r.prompt_tokens, r.output_tokens) for name, reqs in sets.items() for r in reqs}
         ok = table[table["status"] == "ok"]
-        agg = ok.groupby("request_id").agg(model_tokens=("output_tokens", "mean"),
+        agg = ok.groupby("request_id").agg(model_tokens=("output_tokens", "median"),
+                                           model_tokens_min=("output_tokens", "min"),
+                                           model_tokens_max=("output_tokens", "max"),
                                            truncated_share=("truncated", "mean"), samples=("sample", "count"))
         rows = [{"request_id": rid, "split": ref[rid][0], "prompt_tokens": ref[rid][1],
                  "chatgpt_tokens": ref[rid][2], **agg.loc[rid].to_dict()}
@@ -105,7 +108,7 @@ class ParsExperiments:
 
         cfg = StudyConfig(train=dict(self.s.train),
                           ablation_overrides=dict(self.s.ablation),
-                          backbones=tuple(self.s.backbones),
+                          backbones=tuple(self.s.backbones), seeds=tuple(self.s.seeds),
                           target_name=self.s.model, seed=self.s.seed)
         return run_ranker_study(self.split(), cfg, self.out / "rankers", target_lengths=self.collect())
 

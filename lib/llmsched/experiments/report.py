@@ -63,6 +63,8 @@ class Report:
         self.delta = pq(self._need(f"{rk}/ablation_delta.parquet", 2))
         self.margin = pq(self._need(f"{rk}/ablation_margin.parquet", 2))
         self.methods_ablation = pq(self._need(f"{rk}/methods_ablation_settings.parquet", 2))
+        self.methods_seeds = pq(self._need(f"{rk}/methods_seeds.parquet", 2))
+        self.noise = pq(self._need(f"{rk}/noise.parquet", 2))
         self.backbones = pq(self._need(f"{rk}/ablation_backbone.parquet", 2))
         self.queues = pq(self._need(f"{ew}/partitions/queues.parquet", 3))
         self.partition_lengths = pq(self._need(f"{ew}/partitions/lengths.parquet", 3))
@@ -201,6 +203,8 @@ class Report:
             "ranker_ablation_delta": self.delta,
             "ranker_ablation_margin": self.margin,
             "ranker_methods_ablation_settings": self.methods_ablation,
+            "ranker_methods_seeds": self.methods_seeds,
+            "ranker_noise": self.noise,
             "ranker_ablation_backbone": self.backbones,
             "pars_sim": self.pars_sim[["label", "load", "rate", *lat, "promoted"]],
             "pars_sim_proxy": self.proxy[["label", "load", "rate", *lat, "promoted"]],

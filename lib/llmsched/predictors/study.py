@@ -14,7 +14,12 @@ Writes into `out_dir` (each table as .parquet, .csv and .md):
                 lengths as scores for the other's
     methods_ablation_settings
                 every method under `ablation_overrides` (on CPU the frozen encoder: identical features for all
-                losses), PARS with both pair samplings
+                losses), PARS with both pair samplings, once per seed of `seeds`
+    methods_seeds
+                the same summarised over seeds: mean and sample standard deviation of each quality figure, and
+                whether the rankers were fine-tuned or are probes of a frozen encoder
+    noise       the label-noise ceiling of each evaluation target (llmsched.predictors.noise): tau between
+                samples, and the ceiling of the median target; one sample per prompt (ChatGPT's): not estimable
     ablation_delta, ablation_margin
                 PARS with delta in {0, 0.1, 0.2, 0.4} and several margins (on `ablation_overrides`, e.g. a
                 frozen encoder on CPU; the table says which)
@@ -25,8 +30,9 @@ Writes into `out_dir` (each table as .parquet, .csv and .md):
     study.json  the configs, checkpoint folders and timings behind every row
 
 Evaluation targets: "chatgpt" = ShareGPT's recorded ChatGPT response lengths; "<model>" = lengths collected
-from the serving model on a subset of the same prompts (mean over ok samples; prompts without an ok sample are
-left out and counted).
+from the serving model on a subset of the same prompts (median over ok samples, the training target as well;
+prompts without an ok sample are left out and counted). Rows judged against a target with several samples per
+prompt carry its `noise_ceiling` (the ceiling of the median target).
 """
 
 from __future__ import annotations
@@ -48,6 +54,7 @@ from llmsched.predictors.config import METHODS, PAIR_SAMPLING, TrainConfig
 from llmsched.predictors.data import PromptSplit
 from llmsched.predictors.metrics import kendall_tau, pairwise_accuracy
 from llmsched.predictors.model import POOLINGS, backbone_kind
+from llmsched.predictors.noise import median_lengths, noise_table
 from llmsched.predictors.ranker import checkpoint_dir, train_cached
 from llmsched.predictors.registry import PREDICTORS, names
 from llmsched.predictors.trained import TrainedRanker
@@ -75,11 +82,15 @@ class StudyConfig:
     backbone_pooling: str = "mean"  # one pooling for every backbone (a causal decoder cannot use "cls")
     target_name: str = "gemma"  # the serving model whose collected lengths are the second target
     seed: int = 0
+    seeds: tuple[int, ...] = (42,)  # training seeds of the methods-under-ablation-settings runs
 
     def __post_init__(self) -> None:
         self.backbones = tuple(self.backbones)
         if not self.backbones or not all(isinstance(b, str) and b for b in self.backbones):
             raise ValueError(f"backbones must be a non-empty list of model names or folders, got {self.backbones!r}")
+        self.seeds = tuple(int(x) for x in self.seeds)
+        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
+            raise ValueError(f"seeds must be distinct integers, at least one, got {self.seeds!r}")
         if self.backbone_pooling not in POOLINGS:
             raise ValueError(f"backbone_pooling must be one of {POOLINGS}, got {self.backbone_pooling!r}")
 
@@ -99,11 +110,26 @@ def rank_quality(predictor: Predictor | np.ndarray, prompts: list[str], lengths:
 
 
 def target_lengths_by_id(table: pd.DataFrame) -> tuple[dict[str, float], int]:
-    """Mean output tokens per prompt id over ok samples, and how many prompts had none."""
-    ok = table[table["status"] == "ok"]
-    means = ok.groupby("request_id")["output_tokens"].mean().to_dict()
-    missing = int(table["request_id"].nunique() - len(means))
-    return {str(k): float(v) for k, v in means.items()}, missing
+    """Median output tokens per prompt id over ok samples (the training target), and how many prompts had none."""
+    return median_lengths(table)
+
+
+QUALITY = ("kendall_tau", "pairwise_accuracy", "pairwise_accuracy_gap02")
+
+
+def seed_summary(frame: pd.DataFrame, by: list[str]) -> pd.DataFrame:
+    """Mean and sample standard deviation over seeds of each quality figure, per group of `by`; `path` says
+    whether the rankers were fine-tuned or are probes of a frozen encoder."""
+    rows = []
+    for key, group in frame.groupby(by, sort=False):
+        row = dict(zip(by, key if isinstance(key, tuple) else (key,), strict=True))
+        row["path"] = "probe (frozen encoder)" if bool(group["freeze_encoder"].iloc[0]) else "fine-tuned"
+        row["seeds"] = len(group)
+        for q in QUALITY:
+            row[f"{q}_mean"] = float(group[q].mean())
+            row[f"{q}_sd"] = float(group[q].std(ddof=1)) if len(group) > 1 else float("nan")
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
 def _with_target(requests: list[Request], lengths: dict[str, float]) -> tuple[list[str], np.ndarray]:
@@ -171,7 +197,14 @@ def run_ranker_study(
             oracle = PREDICTORS[name].make(list(zip(prompts, lengths, strict=True)))
             rows.append({"method": name, "train_lengths": "-", "eval_lengths": target,
                          **rank_quality(oracle, prompts, lengths)})
+    noise = {CHATGPT: {"target": CHATGPT, "prompts": len(test_p), "samples_per_prompt": 1}}
+    if target_lengths is not None:
+        noise[cfg.target_name] = {"target": cfg.target_name,
+                                  **noise_table(target_lengths, ids={r.request_id for r in split.test})}
     tables = {"quality": pd.DataFrame(rows)}
+    tables["quality"]["noise_ceiling"] = [noise[t].get("ceiling_median", np.nan)
+                                          for t in tables["quality"]["eval_lengths"]]
+    tables["noise"] = pd.DataFrame(list(noise.values()))
     scores = pd.DataFrame({"request_id": [r.request_id for r in split.test], "chatgpt_tokens": test_l, **score_cols})
     tables["scores"] = scores
 
@@ -198,13 +231,20 @@ def run_ranker_study(
     rows = []
     variants: list[tuple[str, dict[str, Any]]] = [(m, {}) for m in cfg.methods]
     variants += [(PARS, {"pair_sampling": s}) for s in PAIR_SAMPLING]
-    for method, extra in variants:
-        tc = cfg.train_config(method, **{**cfg.ablation_overrides, **extra})
-        pred = fit(f"{method}-{tc.pair_sampling}-ablation-settings", tc, train_p, train_l)
-        rows.append({"method": method, "pair_sampling": tc.pair_sampling if method == PARS else "-",
-                     "freeze_encoder": tc.freeze_encoder, **rank_quality(pred, test_p, test_l)})
-    tables["methods_ablation_settings"] = pd.DataFrame(rows).drop_duplicates(
-        subset=["method", "pair_sampling"]).reset_index(drop=True)
+    done: set[tuple[str, str, int]] = set()
+    for seed in cfg.seeds:
+        for method, extra in variants:
+            tc = cfg.train_config(method, **{**cfg.ablation_overrides, **extra, "seed": seed})
+            sampling = tc.pair_sampling if method == PARS else "-"
+            if (method, sampling, seed) in done:
+                continue
+            done.add((method, sampling, seed))
+            pred = fit(f"{method}-{tc.pair_sampling}-ablation-settings-seed{seed}", tc, train_p, train_l)
+            rows.append({"method": method, "pair_sampling": sampling, "seed": seed,
+                         "freeze_encoder": tc.freeze_encoder, "head_hidden": tc.head_hidden,
+                         **rank_quality(pred, test_p, test_l)})
+    tables["methods_ablation_settings"] = pd.DataFrame(rows)
+    tables["methods_seeds"] = seed_summary(tables["methods_ablation_settings"], ["method", "pair_sampling"])
 
     # Ablations of the pair filter and the margin (PARS, ChatGPT lengths).
     for knob, values in (("delta", cfg.deltas), ("margin", cfg.margins)):
