@@ -29,6 +29,8 @@ def test_stages_write_their_tables(smoke):
     lengths = exp.collect()
     assert len(lengths) == 40 * 3 and lengths.output_tokens.nunique() > 1  # 3 samples per prompt (smoke)
     assert all(sorted(s.tolist()) == [0, 1, 2] for _, s in lengths.groupby("request_id")["sample"])
+    split = exp.split()
+    assert not {r.prompt.strip() for r in split.train} & {r.prompt.strip() for r in split.test}  # no text on both sides
     tables = exp.study()
     quality = tables["quality"]
     methods = {"pars", "ltr", "pointwise", "classify", "prompt-length", "random", "oracle"}

@@ -443,3 +443,27 @@ def test_two_layer_probe_head_trains_and_round_trips(tmp_path):
     np.testing.assert_allclose(again.score(test_p[:5]), ranker.score(test_p[:5]), rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="head_hidden"):
         TrainConfig(head_hidden=-1)
+
+
+def test_a_probe_scores_large_prompt_sets_from_cached_vectors_with_the_same_result(monkeypatch):
+    from llmsched.predictors.trained import FROZEN_CACHE_MIN
+
+    prompts, lengths = synthetic(80, 6)
+    cfg = TrainConfig(method="pointwise", max_tokens=16, epochs=2, batch_size=32, lr=5e-3, freeze_encoder=True,
+                      warmup=0.0)
+    ranker = train_ranker(cfg, prompts, lengths, progress=False)
+    many, _ = synthetic(FROZEN_CACHE_MIN, 7)
+    direct = ranker.score(many)  # off by default: the encoder runs (a serving-time cost is measured honestly)
+    ranker.cache_vectors = True
+    cached = ranker.score(many)  # encodes once, keeps the vectors on disk
+    np.testing.assert_allclose(cached, direct, rtol=1e-4, atol=1e-5)
+    monkeypatch.setattr(ranker.model, "embed", lambda *a: (_ for _ in ()).throw(AssertionError("re-encoded")))
+    np.testing.assert_allclose(ranker.score(many), cached)  # read back: no encoder call
+
+
+def test_repeated_prompt_texts_are_drawn_once():
+    from llmsched.predictors.data import unique_prompts
+
+    reqs = [Request(request_id=f"r{i}", prompt=p, prompt_tokens=3, output_tokens=5 + i)
+            for i, p in enumerate(["hi", "tell me more", " hi\n", "continue", "tell me more", "Hi"])]
+    assert [r.request_id for r in unique_prompts(reqs)] == ["r0", "r1", "r3", "r5"]  # the first of each text

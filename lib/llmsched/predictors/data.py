@@ -38,18 +38,35 @@ def model_tokenizer(model: str) -> Any:
     return load_model_tokenizer(model)
 
 
+def unique_prompts(requests: list[Request]) -> list[Request]:
+    """`requests` without those whose prompt text (stripped of surrounding white space) came earlier."""
+    seen: set[str] = set()
+    out = []
+    for r in requests:
+        key = r.prompt.strip()
+        if key not in seen:
+            seen.add(key)
+            out.append(r)
+    return out
+
+
 def sharegpt_split(tokenizer: Any, n_train: int, n_test: int, seed: int,
                    max_prompt_tokens: int | None = 512, n_extra: int = 0) -> PromptSplit:
     """n_train + n_test ShareGPT prompts (seeded sample; prompts up to max_prompt_tokens), split train/test.
 
-    `tokenizer` (a tokenizer or a model folder) counts prompt and response tokens."""
+    `tokenizer` (a tokenizer or a model folder) counts prompt and response tokens. A prompt text is drawn once:
+    ShareGPT repeats some prompts (greetings, "continue", duplicated conversations), and the same text on both
+    sides of the split would be scored against its own training label."""
     if n_train < 10 or n_test < 10:
         raise ValueError(f"need at least 10 training and 10 test prompts, got {n_train} and {n_test}")
     records, _ = load_sharegpt()
     if isinstance(tokenizer, str | Path):
         tokenizer = load_tokenizer(tokenizer)
     want = n_train + n_test + n_extra
-    requests, _ = to_requests(records, tokenizer, limit=want, seed=seed, max_prompt_tokens=max_prompt_tokens)
+    # NOTE: ask for a little more than wanted, then drop repeated prompt texts (about 5 % of ShareGPT's first turns)
+    requests, _ = to_requests(records, tokenizer, limit=min(len(records), int(want * 1.08) + 20), seed=seed,
+                              max_prompt_tokens=max_prompt_tokens)
+    requests = unique_prompts(requests)[:want]
     if len(requests) < n_train + n_test:
         raise ValueError(f"only {len(requests)} ShareGPT prompts pass the filters, {n_train + n_test} asked for")
     return PromptSplit(train=requests[:n_train], test=requests[n_train:n_train + n_test],

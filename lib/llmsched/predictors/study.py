@@ -25,7 +25,8 @@ Writes into `out_dir` (each table as .parquet, .csv and .md):
                 frozen encoder on CPU; the table says which)
     ablation_backbone
                 PARS on each of `backbones` (encoders, causal decoders, encoder-decoders; on
-                `ablation_overrides`, every backbone with `backbone_pooling`): kind, parameters, width, quality
+                `ablation_overrides` + `backbone_overrides`, every backbone with `backbone_pooling`): kind,
+                parameters, width, training prompts, quality
     scores      every test prompt's score under every main ranker (for figures)
     study.json  the configs, checkpoint folders and timings behind every row
 
@@ -80,6 +81,7 @@ class StudyConfig:
     ablation_overrides: dict[str, Any] = field(default_factory=dict)
     backbones: tuple[str, ...] = ("minilm",)
     backbone_pooling: str = "mean"  # one pooling for every backbone (a causal decoder cannot use "cls")
+    backbone_overrides: dict[str, Any] = field(default_factory=dict)  # on top of ablation_overrides, backbones only
     target_name: str = "gemma"  # the serving model whose collected lengths are the second target
     seed: int = 0
     seeds: tuple[int, ...] = (42,)  # training seeds of the methods-under-ablation-settings runs
@@ -177,6 +179,7 @@ def run_ranker_study(
         t = time.perf_counter()
         folder = None if ck_root is None else ck_root / checkpoint_dir(tc, prompts, lengths).name
         ranker = train_cached(tc, prompts, lengths, root=folder, progress=progress)
+        ranker.cache_vectors = True  # a probe's evaluations reuse the backbone vectors of its prompt sets
         record["runs"][label] = {"config": tc.to_dict(), "seconds": time.perf_counter() - t,
                                  "checkpoint": str(folder or checkpoint_dir(tc, prompts, lengths)),
                                  "train_seconds": ranker.info.get("train_seconds")}
@@ -259,15 +262,15 @@ def run_ranker_study(
     # Backbone ablation (PARS, ChatGPT lengths): the same head, loss and pooling on each backbone.
     rows = []
     for backbone in cfg.backbones:
-        tc = cfg.train_config(PARS, **{**cfg.ablation_overrides, "backbone": backbone,
+        tc = cfg.train_config(PARS, **{**cfg.ablation_overrides, **cfg.backbone_overrides, "backbone": backbone,
                                        "pooling": cfg.backbone_pooling})
         pred = fit(f"{PARS}-backbone-{backbone}", tc, train_p, train_l)
         enc = pred.model.encoder
         rows.append({"backbone": backbone, "kind": backbone_kind(enc), "architecture": type(enc).__name__,
                      "parameters_m": sum(x.numel() for x in enc.parameters()) / 1e6,
                      "width": pred.model.width, "pooling": tc.pooling,
-                     "freeze_encoder": tc.freeze_encoder, **rank_quality(pred, test_p, test_l),
-                     "train_seconds": pred.info.get("train_seconds")})
+                     "freeze_encoder": tc.freeze_encoder, "n_train": pred.info.get("n_train"),
+                     **rank_quality(pred, test_p, test_l), "train_seconds": pred.info.get("train_seconds")})
     tables["ablation_backbone"] = pd.DataFrame(rows)
 
     for name, frame in tables.items():

@@ -19,15 +19,23 @@ import torch
 
 from llmsched.predictors.base import Predictor
 from llmsched.predictors.config import TrainConfig
+from llmsched.predictors.embeddings import embedding_key, frozen_vectors, token_ids
 from llmsched.predictors.model import EncoderRanker, load_encoder
 from llmsched.predictors.objectives import make_objective
 
 WEIGHTS, META, DONE = "model.safetensors", "ranker.json", "DONE"
+FROZEN_CACHE_MIN = 256  # a probe scores prompt sets at least this large from cached backbone vectors
 
 
 class TrainedRanker(Predictor):
     """A trained encoder ranker; `score` runs it batched without gradients, its objective turning raw outputs
-    into scores (classification: the expected bucket index)."""
+    into scores (classification: the expected bucket index).
+
+    cache_vectors  (probes only) score prompt sets of at least FROZEN_CACHE_MIN prompts from the backbone vectors
+                   kept on disk (llmsched.predictors.embeddings): the ranker study's evaluations
+    """
+
+    cache_vectors = False
 
     def __init__(self, model: EncoderRanker, tokenizer: Any, config: TrainConfig, info: dict[str, Any],
                  batch_size: int = 32) -> None:
@@ -40,6 +48,16 @@ class TrainedRanker(Predictor):
         self.objective = make_objective(config)
 
     def _score(self, prompts: list[str]) -> np.ndarray:
+        if self.cache_vectors and self.config.freeze_encoder and len(prompts) >= FROZEN_CACHE_MIN:
+            # NOTE: a probe's encoder is the untrained backbone, so a large prompt set's vectors are those the
+            # training cached (or will be reused by the next probe on the same prompts): only the head runs. Off
+            # by default, so that scoring a workload before serving measures the encoder's real cost.
+            ids = token_ids(self.tokenizer, prompts, self.config.max_tokens)
+            key = embedding_key(self.config.backbone, self.config.pooling, self.config.max_tokens, prompts)
+            vecs = frozen_vectors(self.model, ids, self.tokenizer.pad_token_id or 0, key=key, progress=False)
+            with torch.inference_mode():
+                raw = self.model.head(vecs)
+                return self.objective.scores(raw.squeeze(-1) if raw.shape[-1] == 1 else raw)
         # NOTE: prompts are batched in order of length, so a batch pads to similar lengths; scores are returned
         # in the caller's order.
         order = np.argsort([len(p) for p in prompts], kind="stable")
