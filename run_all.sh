@@ -34,10 +34,10 @@ if [ ! -f "$params" ]; then
 fi
 
 # Offline models to prepare: the serving model and the backbones of the ranker ablation, where they are
-# prepared names (tiny, gemma, smollm2, minilm); anything else is a folder or a hub id that vLLM / transformers load.
+# prepared names (tiny, gemma, smollm2, minilm, mpnet); anything else is a folder or a hub id that vLLM / transformers load.
 models=$(sed -n 's/^model: *\([a-z]*\) *\(#.*\)\?$/\1/p' "$params")
 case "$models" in tiny|gemma|smollm2) ;; *) models="" ;; esac
-backbones=$(sed -n 's/^pars_backbones:\([^#]*\).*$/\1/p' "$params" | grep -o -w -E 'tiny|gemma|minilm' || true)
+backbones=$(sed -n 's/^pars_backbones:\([^#]*\).*$/\1/p' "$params" | grep -o -w -E 'tiny|gemma|smollm2|minilm|mpnet' || true)
 source artifact/bootstrap.sh $(printf '%s\n' $models $backbones minilm | sort -u)
 
 exec "$LLMSCHED_PYTHON" -m llmsched.pipeline "$profile" "${extra[@]}"

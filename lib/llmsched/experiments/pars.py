@@ -11,8 +11,9 @@ Stages (inputs → outputs under results/pars/<profile>/):
              ShareGPT ChatGPT lengths) → sim/
     proxy    the same on the reasoning proxy (math/code prompts from pars_proxy_pool further ShareGPT prompts,
              used neither for training nor testing; synthetic long-tailed lengths) → sim_proxy/
-    serve    the real engine (Gemma-3-270M on CPU) at an overloaded rate, FCFS / rankers / oracle (and EWSJF
-             with `pars_serving_ewsjf`, the head-to-head on the real engine) → serve/
+    serve    the real engine (the profile's model, e.g. SmolLM2-135M-Instruct on CPU) at an overloaded rate,
+             FCFS / rankers / oracle (and EWSJF with `pars_serving_ewsjf`, the head-to-head on the real engine)
+             → serve/
     agreement  the serve runs replayed in the simulator with the calibrated step-time profile of the engine
              (`pars_agreement_steptime`, or with `pars_agreement_calibrate` one measured right after the serve
              runs), same arrivals and policy arguments → agreement/comparison.csv/.md
