@@ -57,8 +57,11 @@ def test_stages_write_their_tables(smoke):
     assert (seeds.seeds == 3).all() and seeds.kendall_tau_sd.ge(0).all()
     assert set(seeds.path) == {"probe (frozen encoder)"}
     assert len(seeds) == len(per_seed) // 3
+    trunc = tables["ablation_truncation"].set_index("max_tokens")
+    assert list(trunc.index) == [16, 64]  # the smoke profile's pars_truncations
+    assert trunc.loc[16, "test_prompts_truncated"] > trunc.loc[64, "test_prompts_truncated"]
     for name in ("quality", "transfer", "methods_ablation_settings", "methods_seeds", "noise", "ablation_delta",
-                 "ablation_margin", "ablation_backbone", "scores"):
+                 "ablation_margin", "ablation_backbone", "ablation_truncation", "scores"):
         for ext in ("parquet", "csv", "md"):
             assert (exp.out / "rankers" / f"{name}.{ext}").stat().st_size > 0
     study = json.loads((exp.out / "rankers" / "study.json").read_text())

@@ -65,6 +65,8 @@ class Report:
         self.methods_ablation = pq(self._need(f"{rk}/methods_ablation_settings.parquet", 2))
         self.methods_seeds = pq(self._need(f"{rk}/methods_seeds.parquet", 2))
         self.noise = pq(self._need(f"{rk}/noise.parquet", 2))
+        truncation = self.root / rk.format(p=self.profile) / "ablation_truncation.parquet"
+        self.truncation = pq(truncation) if truncation.exists() else None  # only with pars_truncations
         self.backbones = pq(self._need(f"{rk}/ablation_backbone.parquet", 2))
         self.queues = pq(self._need(f"{ew}/partitions/queues.parquet", 3))
         self.partition_lengths = pq(self._need(f"{ew}/partitions/lengths.parquet", 3))
@@ -205,6 +207,7 @@ class Report:
             "ranker_methods_ablation_settings": self.methods_ablation,
             "ranker_methods_seeds": self.methods_seeds,
             "ranker_noise": self.noise,
+            **({"ranker_ablation_truncation": self.truncation} if self.truncation is not None else {}),
             "ranker_ablation_backbone": self.backbones,
             "pars_sim": self.pars_sim[["label", "load", "rate", *lat, "promoted"]],
             "pars_sim_proxy": self.proxy[["label", "load", "rate", *lat, "promoted"]],

@@ -92,7 +92,9 @@ class PARSSettings(_Settings):
     train: dict[str, Any] = field(default_factory=dict)  # TrainConfig overrides of every ranker
     ablation: dict[str, Any] = field(default_factory=dict)  # settings of the delta/margin/backbone ablations
     backbones: tuple[str, ...] = ("minilm",)  # backbone ablation: prepared names, folders or hub ids
-    backbone_train: dict[str, Any] = field(default_factory=dict)  # ... its TrainConfig overrides on top of `ablation`
+    backbone_train: dict[str, Any] = field(default_factory=dict)  # backbone and truncation ablations: TrainConfig
+    # overrides on top of `ablation`
+    truncations: tuple[int, ...] = ()  # truncation ablation: prompt tokens PARS reads (empty: not run)
     seeds: tuple[int, ...] = (42,)  # training seeds of every method under the ablation settings (mean ± sd)
     starvation_limit: int | None = 1000  # score-SJF guard: admissions before a waiting request is promoted
     sim_steptime: str = "h100-sxm_llama-3-8b"  # simulator step-time profile (paper scale)

@@ -27,6 +27,9 @@ Writes into `out_dir` (each table as .parquet, .csv and .md):
                 PARS on each of `backbones` (encoders, causal decoders, encoder-decoders; on
                 `ablation_overrides` + `backbone_overrides`, every backbone with `backbone_pooling`): kind,
                 parameters, width, training prompts, quality
+    ablation_truncation
+                (with `truncations`) PARS reading at most each number of prompt tokens, on the backbone settings:
+                share of test prompts the limit cuts, quality
     scores      every test prompt's score under every main ranker (for figures)
     study.json  the configs, checkpoint folders and timings behind every row
 
@@ -81,7 +84,9 @@ class StudyConfig:
     ablation_overrides: dict[str, Any] = field(default_factory=dict)
     backbones: tuple[str, ...] = ("minilm",)
     backbone_pooling: str = "mean"  # one pooling for every backbone (a causal decoder cannot use "cls")
-    backbone_overrides: dict[str, Any] = field(default_factory=dict)  # on top of ablation_overrides, backbones only
+    backbone_overrides: dict[str, Any] = field(default_factory=dict)  # on top of ablation_overrides: backbone and
+    # truncation ablations only
+    truncations: tuple[int, ...] = ()  # truncation ablation: PARS reading at most this many prompt tokens (off: ())
     target_name: str = "gemma"  # the serving model whose collected lengths are the second target
     seed: int = 0
     seeds: tuple[int, ...] = (42,)  # training seeds of the methods-under-ablation-settings runs
@@ -90,6 +95,9 @@ class StudyConfig:
         self.backbones = tuple(self.backbones)
         if not self.backbones or not all(isinstance(b, str) and b for b in self.backbones):
             raise ValueError(f"backbones must be a non-empty list of model names or folders, got {self.backbones!r}")
+        self.truncations = tuple(int(x) for x in self.truncations)
+        if any(t < 8 for t in self.truncations):
+            raise ValueError(f"truncations must be token counts >= 8, got {self.truncations!r}")
         self.seeds = tuple(int(x) for x in self.seeds)
         if not self.seeds or len(set(self.seeds)) != len(self.seeds):
             raise ValueError(f"seeds must be distinct integers, at least one, got {self.seeds!r}")
@@ -272,6 +280,20 @@ def run_ranker_study(
                      "freeze_encoder": tc.freeze_encoder, "n_train": pred.info.get("n_train"),
                      **rank_quality(pred, test_p, test_l), "train_seconds": pred.info.get("train_seconds")})
     tables["ablation_backbone"] = pd.DataFrame(rows)
+
+    # Truncation ablation (PARS, ChatGPT lengths, backbone settings): how much of the prompt the ranker reads.
+    if cfg.truncations:
+        rows = []
+        for max_tokens in cfg.truncations:
+            tc = cfg.train_config(PARS, **{**cfg.ablation_overrides, **cfg.backbone_overrides,
+                                           "max_tokens": max_tokens})
+            pred = fit(f"{PARS}-truncation-{max_tokens}", tc, train_p, train_l)
+            full = [len(x) for x in pred.tokenizer(test_p, add_special_tokens=True)["input_ids"]]
+            rows.append({"max_tokens": max_tokens, "backbone": tc.backbone,
+                         "test_prompts_truncated": float(np.mean(np.array(full) > max_tokens)),
+                         "freeze_encoder": tc.freeze_encoder, "n_train": pred.info.get("n_train"),
+                         **rank_quality(pred, test_p, test_l), "train_seconds": pred.info.get("train_seconds")})
+        tables["ablation_truncation"] = pd.DataFrame(rows)
 
     for name, frame in tables.items():
         _save(frame, out, name)
