@@ -54,3 +54,25 @@ def test_backbone_verdict_needs_an_encoder_beating_every_other_kind():
     assert verdict([enc, ("decoder", 0.1), ("decoder", 0.31)]) == "not reproduced"  # the best decoder counts
     assert verdict([enc, ("encoder", 0.4)]) == "not run here"  # only one kind
     assert verdict([dec, t5]) == "not run here"  # no encoder
+
+
+def test_methods_verdict_needs_a_margin_beyond_the_seed_spread():
+    from llmsched.analysis.claims import methods_verdict
+
+    def table(pars, ltr, pointwise, seeds=3):
+        rows = [("pars", "in_batch", *pars), ("pars", "partners", 0.0, 0.01), ("ltr", "-", *ltr),
+                ("pointwise", "-", *pointwise)]
+        t = pd.DataFrame(rows, columns=["method", "pair_sampling", "kendall_tau_mean", "kendall_tau_sd"])
+        return t.assign(seeds=seeds, path="probe (frozen encoder)")
+
+    strong = table((0.40, 0.01), (0.30, 0.01), (0.35, 0.02))
+    assert methods_verdict(strong, "in_batch")[0] == "reproduced"
+    assert methods_verdict(strong, "partners")[0] == "not reproduced"  # the other PARS row is judged
+    weak = table((0.31, 0.01), (0.30, 0.01), (0.35, 0.02))  # ahead of LTR by less than the spread
+    assert methods_verdict(weak, "in_batch")[0] == "not reproduced"  # pointwise is ahead by more than the spread
+    tie = table((0.31, 0.01), (0.30, 0.01), (0.30, 0.02))
+    assert methods_verdict(tie, "in_batch")[0] == "tie within the seed spread"
+    assert methods_verdict(table((0.40, float("nan")), (0.3, float("nan")), (0.3, float("nan")), seeds=1),
+                           "in_batch")[0] == "not decidable (one seed)"
+    verdict, ours, rule = methods_verdict(strong.drop(index=2), "in_batch")
+    assert verdict == "not run here"
