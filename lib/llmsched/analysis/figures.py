@@ -60,6 +60,12 @@ def ranker_quality(quality: pd.DataFrame) -> plt.Figure:
         ax.tick_params(axis="x", rotation=30)
         ax.legend(title="true lengths of", fontsize=8)
     axes[1].axhline(0.5, color="grey", lw=0.8, ls=":")
+    if "noise_ceiling" in quality:
+        ceilings = quality.dropna(subset=["noise_ceiling"]).groupby("eval_lengths")["noise_ceiling"].first()
+        for target, ceiling in ceilings.items():
+            axes[0].axhline(ceiling, color="black", lw=0.9, ls="--")
+            axes[0].annotate(f"label-noise ceiling ({target} median)", (0.01, ceiling), xycoords=("axes fraction",
+                             "data"), fontsize=7, va="bottom")
     fig.suptitle("Ranking quality on held-out prompts")
     fig.tight_layout()
     return fig
@@ -75,7 +81,7 @@ def ranker_ablations(delta: pd.DataFrame, margin: pd.DataFrame) -> plt.Figure:
     axes[0].set_ylabel("quality")
     axes[0].legend(fontsize=8)
     frozen = bool(delta["freeze_encoder"].iloc[0]) if "freeze_encoder" in delta else False
-    fig.suptitle("PARS ablations" + (" (linear probe on the frozen encoder)" if frozen else ""))
+    fig.suptitle("PARS ablations" + (" (probe on the frozen encoder)" if frozen else ""))
     fig.tight_layout()
     return fig
 
@@ -93,7 +99,7 @@ def ranker_backbones(table: pd.DataFrame) -> plt.Figure:
     ax.axhline(0, color="grey", lw=0.8)
     ax.legend(fontsize=8)
     frozen = bool(table["freeze_encoder"].iloc[0])
-    ax.set_title(f"PARS backbone ablation ({'linear probe on the frozen backbone' if frozen else 'fine-tuned'}, "
+    ax.set_title(f"PARS backbone ablation ({'probe on the frozen backbone' if frozen else 'fine-tuned'}, "
                  f"{table['pooling'].iloc[0]} pooling)", fontsize=10)
     fig.tight_layout()
     return fig
