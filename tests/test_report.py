@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pandas as pd
 import pytest
 
@@ -76,3 +78,13 @@ def test_methods_verdict_needs_a_margin_beyond_the_seed_spread():
                            "in_batch")[0] == "not decidable (one seed)"
     verdict, ours, rule = methods_verdict(strong.drop(index=2), "in_batch")
     assert verdict == "not run here"
+
+
+def test_oracle_share_is_the_part_of_the_oracles_gain_a_policy_gets():
+    from llmsched.analysis.claims import oracle_share
+
+    lat = pd.Series({"fcfs": 10.0, "pars": 7.0, "oracle-sjf": 5.0, "ltr": 11.0})
+    assert oracle_share(lat, "pars") == pytest.approx(0.6)
+    assert oracle_share(lat, "ltr") == pytest.approx(-0.2)  # worse than FCFS: a negative share
+    assert math.isnan(oracle_share(lat, "pointwise"))  # not run
+    assert math.isnan(oracle_share(lat.replace({5.0: 10.0}), "pars"))  # the oracle gains nothing
