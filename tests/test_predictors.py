@@ -467,3 +467,12 @@ def test_repeated_prompt_texts_are_drawn_once():
     reqs = [Request(request_id=f"r{i}", prompt=p, prompt_tokens=3, output_tokens=5 + i)
             for i, p in enumerate(["hi", "tell me more", " hi\n", "continue", "tell me more", "Hi"])]
     assert [r.request_id for r in unique_prompts(reqs)] == ["r0", "r1", "r3", "r5"]  # the first of each text
+
+
+def test_repeated_prompts_count_texts_answered_differently():
+    from llmsched.predictors.data import repeated_prompts
+    from llmsched.workload.records import PromptRecord
+
+    recs = [PromptRecord(f"r{i}", p, a, "x") for i, (p, a) in enumerate(
+        [("hi", "Hello!"), ("hi ", "Hi there"), ("sum 2+2", "4"), ("sum 2+2", "4 "), ("bye", "Bye")])]
+    assert repeated_prompts(recs) == 1  # "hi" twice with different answers; "sum 2+2" twice with the same one

@@ -23,6 +23,7 @@ class PromptSplit:
     train: list[Request]
     test: list[Request]
     extra: list[Request] = field(default_factory=list)
+    repeated_prompts: int = 0  # prompt texts the source answers more than once, differently (its label noise)
 
     def collection_set(self, n_train: int, n_test: int) -> list[Request]:
         """The first n_train training and n_test test prompts: the ones the target model answers."""
@@ -36,6 +37,15 @@ def model_tokenizer(model: str) -> Any:
     from llmsched.models import load_model_tokenizer
 
     return load_model_tokenizer(model)
+
+
+def repeated_prompts(records: list[Any]) -> int:
+    """How many prompt texts (stripped) occur with two or more different answers: the only repeated samples of
+    a one-answer-per-prompt source such as ShareGPT's ChatGPT lengths."""
+    answers: dict[str, set[str]] = {}
+    for rec in records:
+        answers.setdefault(rec.prompt.strip(), set()).add(rec.response.strip())
+    return sum(len(a) > 1 for a in answers.values())
 
 
 def unique_prompts(requests: list[Request]) -> list[Request]:
@@ -70,4 +80,4 @@ def sharegpt_split(tokenizer: Any, n_train: int, n_test: int, seed: int,
     if len(requests) < n_train + n_test:
         raise ValueError(f"only {len(requests)} ShareGPT prompts pass the filters, {n_train + n_test} asked for")
     return PromptSplit(train=requests[:n_train], test=requests[n_train:n_train + n_test],
-                       extra=requests[n_train + n_test:])
+                       extra=requests[n_train + n_test:], repeated_prompts=repeated_prompts(records))

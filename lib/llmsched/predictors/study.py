@@ -208,10 +208,15 @@ def run_ranker_study(
             oracle = PREDICTORS[name].make(list(zip(prompts, lengths, strict=True)))
             rows.append({"method": name, "train_lengths": "-", "eval_lengths": target,
                          **rank_quality(oracle, prompts, lengths)})
-    noise = {CHATGPT: {"target": CHATGPT, "prompts": len(test_p), "samples_per_prompt": 1}}
+    noise = {CHATGPT: {"target": CHATGPT, "prompts": len(test_p), "samples_per_prompt": 1,
+                       "note": f"one answer per prompt; the source repeats {split.repeated_prompts} prompt texts with "
+                               "different answers (ShareGPT: mostly greetings and 'continue', too few and unlike the "
+                               "test prompts): not estimated"}}
     if target_lengths is not None:
         noise[cfg.target_name] = {"target": cfg.target_name,
-                                  **noise_table(target_lengths, ids={r.request_id for r in split.test})}
+                                  **noise_table(target_lengths, ids={r.request_id for r in split.test}),
+                                  "note": "test prompts; ceiling of the median target under the Gaussian model of "
+                                          "llmsched.predictors.noise"}
     tables = {"quality": pd.DataFrame(rows)}
     tables["quality"]["noise_ceiling"] = [noise[t].get("ceiling_median", np.nan)
                                           for t in tables["quality"]["eval_lengths"]]
