@@ -37,6 +37,8 @@ def test_stages_write_their_tables(smoke):
     assert set(quality.method) == methods
     assert set(quality.eval_lengths) == {"chatgpt", "tiny"}
     assert (quality[quality.method == "oracle"].kendall_tau > 0.99).all()
+    assert set(quality[quality.method.isin(["pars", "ltr"])].path) == {"fine-tuned"}  # smoke fine-tunes its rankers
+    assert set(quality[quality.method.isin(["random", "oracle"])].path) == {"-"}
     assert quality.kendall_tau.between(-1, 1).all()
     assert set(tables["ablation_delta"]["delta"]) == {0.0, 0.1, 0.2, 0.4}
     assert len(tables["transfer"]) == 6

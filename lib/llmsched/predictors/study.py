@@ -142,6 +142,13 @@ def seed_summary(frame: pd.DataFrame, by: list[str]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _path(pred: Predictor) -> str:
+    """How a ranker was trained: fine-tuned end to end, a probe of a frozen encoder, or "-" (not trained)."""
+    if not isinstance(pred, TrainedRanker):
+        return "-"
+    return "probe (frozen encoder)" if pred.config.freeze_encoder else "fine-tuned"
+
+
 def _with_target(requests: list[Request], lengths: dict[str, float]) -> tuple[list[str], np.ndarray]:
     kept = [r for r in requests if r.request_id in lengths]
     return [r.prompt for r in kept], np.array([lengths[r.request_id] for r in kept])
@@ -202,11 +209,11 @@ def run_ranker_study(
         for target, (prompts, lengths) in targets.items():
             s = score_cols[name] if target == CHATGPT else pred.score(prompts)
             rows.append({"method": name, "train_lengths": CHATGPT if name in cfg.methods else "-",
-                         "eval_lengths": target, **rank_quality(s, prompts, lengths)})
+                         "path": _path(pred), "eval_lengths": target, **rank_quality(s, prompts, lengths)})
     for target, (prompts, lengths) in targets.items():
         for name in names("oracle"):
             oracle = PREDICTORS[name].make(list(zip(prompts, lengths, strict=True)))
-            rows.append({"method": name, "train_lengths": "-", "eval_lengths": target,
+            rows.append({"method": name, "train_lengths": "-", "path": "-", "eval_lengths": target,
                          **rank_quality(oracle, prompts, lengths)})
     noise = {CHATGPT: {"target": CHATGPT, "prompts": len(test_p), "samples_per_prompt": 1,
                        "note": f"one answer per prompt; the source repeats {split.repeated_prompts} prompt texts with "
