@@ -109,6 +109,10 @@ class EncoderRanker(nn.Module):
         mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
         return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        out = self.head(self.embed(input_ids, attention_mask))
+    def from_vectors(self, pooled: torch.Tensor) -> torch.Tensor:
+        """The head's outputs for pooled vectors: one score per row, or one logit row per prompt."""
+        out = self.head(pooled)
         return out.squeeze(-1) if out.shape[-1] == 1 else out
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.from_vectors(self.embed(input_ids, attention_mask))

@@ -91,8 +91,7 @@ class _Encoded:
     def outputs(self, idx: Sequence[int] | np.ndarray) -> torch.Tensor:
         """The model's raw outputs (scores or logits) for prompts `idx`."""
         if self.frozen is not None:
-            out = self.model.head(self.frozen[list(idx)])
-            return out.squeeze(-1) if out.shape[-1] == 1 else out
+            return self.model.from_vectors(self.frozen[list(idx)])
         return self.model(*self.batch(idx))
 
 

@@ -56,8 +56,7 @@ class TrainedRanker(Predictor):
             key = embedding_key(self.config.backbone, self.config.pooling, self.config.max_tokens, prompts)
             vecs = frozen_vectors(self.model, ids, self.tokenizer.pad_token_id or 0, key=key, progress=False)
             with torch.inference_mode():
-                raw = self.model.head(vecs)
-                return self.objective.scores(raw.squeeze(-1) if raw.shape[-1] == 1 else raw)
+                return self.objective.scores(self.model.from_vectors(vecs))
         # NOTE: prompts are batched in order of length, so a batch pads to similar lengths; scores are returned
         # in the caller's order.
         order = np.argsort([len(p) for p in prompts], kind="stable")
