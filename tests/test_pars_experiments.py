@@ -47,6 +47,8 @@ def test_stages_write_their_tables(smoke):
     assert dict(backbones.kind) == {"minilm": "encoder", "tiny": "decoder"}
     assert backbones.loc["minilm", "width"] == 384 and (backbones.pooling == "mean").all()
     assert backbones.kendall_tau.between(-1, 1).all() and (backbones.parameters_m > 0).all()
+    assert (backbones.n == 30).all() and (tables["ablation_truncation"].n == 30).all()  # pars_backbone_test
+    assert (quality[quality.eval_lengths == "chatgpt"].n == 40).all()  # the main comparison keeps every test prompt
     noise = tables["noise"].set_index("target")
     assert noise.loc["tiny", "samples_per_prompt"] == 3 and noise.loc["chatgpt", "samples_per_prompt"] == 1
     tiny_rows = quality[quality.eval_lengths == "tiny"]
@@ -125,6 +127,14 @@ def test_reasoning_stage_needs_the_gpu_profile(smoke):
     exp, _ = smoke
     with pytest.raises(ValueError, match="gpu profile"):
         exp.reasoning()
+
+
+def test_backbone_test_sample_is_checked():
+    from llmsched.predictors.study import StudyConfig
+
+    with pytest.raises(ValueError, match="backbone_test must be None or >= 10 test prompts, got 5"):
+        StudyConfig(backbone_test=5)
+    assert StudyConfig(backbone_test=10).backbone_test == 10
 
 
 def test_cli_rejects_unknown_stage_and_profile(capsys):

@@ -110,7 +110,7 @@ class ParsExperiments:
         cfg = StudyConfig(train=dict(self.s.train),
                           ablation_overrides=dict(self.s.ablation),
                           backbones=tuple(self.s.backbones), seeds=tuple(self.s.seeds),
-                          backbone_overrides=dict(self.s.backbone_train),
+                          backbone_overrides=dict(self.s.backbone_train), backbone_test=self.s.backbone_test,
                           truncations=tuple(self.s.truncations),
                           target_name=self.s.model, seed=self.s.seed)
         return run_ranker_study(self.split(), cfg, self.out / "rankers", target_lengths=self.collect())

@@ -94,6 +94,7 @@ class PARSSettings(_Settings):
     backbones: tuple[str, ...] = ("minilm",)  # backbone ablation: prepared names, folders or hub ids
     backbone_train: dict[str, Any] = field(default_factory=dict)  # backbone and truncation ablations: TrainConfig
     # overrides on top of `ablation`
+    backbone_test: int | None = None  # ... scored on a seeded sample of this many test prompts (None: all)
     truncations: tuple[int, ...] = ()  # truncation ablation: prompt tokens PARS reads (empty: not run)
     seeds: tuple[int, ...] = (42,)  # training seeds of every method under the ablation settings (mean ± sd)
     starvation_limit: int | None = 1000  # score-SJF guard: admissions before a waiting request is promoted

@@ -26,10 +26,10 @@ Writes into `out_dir` (each table as .parquet, .csv and .md):
     ablation_backbone
                 PARS on each of `backbones` (encoders, causal decoders, encoder-decoders; on
                 `ablation_overrides` + `backbone_overrides`, every backbone with `backbone_pooling`): kind,
-                parameters, width, training prompts, quality
+                parameters, width, training prompts, quality (on `backbone_test` test prompts when set)
     ablation_truncation
                 (with `truncations`) PARS reading at most each number of prompt tokens, on the backbone settings:
-                share of test prompts the limit cuts, quality
+                share of test prompts the limit cuts, quality (on the backbone ablation's test prompts)
     scores      every test prompt's score under every main ranker (for figures)
     study.json  the configs, checkpoint folders and timings behind every row
 
@@ -87,6 +87,8 @@ class StudyConfig:
     backbone_overrides: dict[str, Any] = field(default_factory=dict)  # on top of ablation_overrides: backbone and
     # truncation ablations only
     truncations: tuple[int, ...] = ()  # truncation ablation: PARS reading at most this many prompt tokens (off: ())
+    backbone_test: int | None = None  # backbone and truncation ablations: a seeded sample of this many test prompts
+    # (None: all; encoding the test set with a 100 M+ model is most of their cost)
     target_name: str = "gemma"  # the serving model whose collected lengths are the second target
     seed: int = 0
     seeds: tuple[int, ...] = (42,)  # training seeds of the methods-under-ablation-settings runs
@@ -101,6 +103,8 @@ class StudyConfig:
         self.seeds = tuple(int(x) for x in self.seeds)
         if not self.seeds or len(set(self.seeds)) != len(self.seeds):
             raise ValueError(f"seeds must be distinct integers, at least one, got {self.seeds!r}")
+        if self.backbone_test is not None and self.backbone_test < 10:
+            raise ValueError(f"backbone_test must be None or >= 10 test prompts, got {self.backbone_test!r}")
         if self.backbone_pooling not in POOLINGS:
             raise ValueError(f"backbone_pooling must be one of {POOLINGS}, got {self.backbone_pooling!r}")
 
@@ -279,7 +283,12 @@ def run_ranker_study(
                          **rank_quality(pred, test_p, test_l)})
         tables[f"ablation_{knob}"] = pd.DataFrame(rows)
 
-    # Backbone ablation (PARS, ChatGPT lengths): the same head, loss and pooling on each backbone.
+    # Backbone ablation (PARS, ChatGPT lengths): the same head, loss and pooling on each backbone, scored on
+    # `backbone_test` of the test prompts (the same sample for every backbone and truncation).
+    bb_p, bb_l = test_p, test_l
+    if cfg.backbone_test is not None and cfg.backbone_test < len(test_p):
+        keep = np.sort(np.random.default_rng(cfg.seed).permutation(len(test_p))[: cfg.backbone_test])
+        bb_p, bb_l = [test_p[i] for i in keep], test_l[keep]
     rows = []
     for backbone in cfg.backbones:
         tc = cfg.train_config(PARS, **{**cfg.ablation_overrides, **cfg.backbone_overrides, "backbone": backbone,
@@ -290,7 +299,7 @@ def run_ranker_study(
                      "parameters_m": sum(x.numel() for x in enc.parameters()) / 1e6,
                      "width": pred.model.width, "pooling": tc.pooling,
                      "freeze_encoder": tc.freeze_encoder, "n_train": pred.info.get("n_train"),
-                     **rank_quality(pred, test_p, test_l), "train_seconds": pred.info.get("train_seconds")})
+                     **rank_quality(pred, bb_p, bb_l), "train_seconds": pred.info.get("train_seconds")})
     tables["ablation_backbone"] = pd.DataFrame(rows)
 
     # Truncation ablation (PARS, ChatGPT lengths, backbone settings): how much of the prompt the ranker reads.
@@ -300,11 +309,11 @@ def run_ranker_study(
             tc = cfg.train_config(PARS, **{**cfg.ablation_overrides, **cfg.backbone_overrides,
                                            "max_tokens": max_tokens})
             pred = fit(f"{PARS}-truncation-{max_tokens}", tc, train_p, train_l)
-            full = [len(x) for x in pred.tokenizer(test_p, add_special_tokens=True)["input_ids"]]
+            full = [len(x) for x in pred.tokenizer(bb_p, add_special_tokens=True)["input_ids"]]
             rows.append({"max_tokens": max_tokens, "backbone": tc.backbone,
                          "test_prompts_truncated": float(np.mean(np.array(full) > max_tokens)),
                          "freeze_encoder": tc.freeze_encoder, "n_train": pred.info.get("n_train"),
-                         **rank_quality(pred, test_p, test_l), "train_seconds": pred.info.get("train_seconds")})
+                         **rank_quality(pred, bb_p, bb_l), "train_seconds": pred.info.get("train_seconds")})
         tables["ablation_truncation"] = pd.DataFrame(rows)
 
     for name, frame in tables.items():
