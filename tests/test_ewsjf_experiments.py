@@ -38,6 +38,10 @@ def test_tune_then_sim_write_their_tables_from_disjoint_draws(tmp_path):
     tune = json.loads((tmp_path / "tune" / "data.json").read_text())
     assert tune["tuning"]["seed"] == tune_seed != tune["evaluation_seed"] == seed
     assert tune["tuning"]["arrivals_seed"] == tune_seed
+    # the re-evaluations (convergence noise) use further tuning draws, never the tuned or the evaluated one
+    noise = pd.read_parquet(tmp_path / "tune" / "noise.parquet")
+    assert sorted(set(noise.seed)) == [tune_seed + k for k in (1, 2, 3)] and len(noise) == 6
+    assert set(noise.params) == {"defaults", "tuned"} and noise.groupby("params").value.nunique().min() > 1
     # the tuning workload the objective simulated is the tune-seed draw, not a prefix of the evaluated one
     _, tuned_reqs, *_ = exp._tune_workload()
     assert [r.prompt_tokens for r in tuned_reqs] == _lengths("100-2000", p["ewsjf_tune_n"], tune_seed)

@@ -6,7 +6,8 @@
           partitions/<preset>.json (boundaries and per-queue count, mean, std, density) + lengths.parquet
     tune  offline Bayesian meta-optimisation (SimObjective, seeded TPE, sqlite under
           results/ewsjf/<profile>/tune/study.sqlite, resumable) on the 100-2000 tuning workload at
-          `ewsjf_tune_load` × saturation → tune/ (trials.parquet, best.json, data.json)
+          `ewsjf_tune_load` × saturation → tune/ (trials.parquet, best.json, data.json), and the defaults and
+          tuned parameters re-evaluated on `ewsjf_tune_noise_seeds` further tuning draws → tune/noise.parquet
     sim   for each preset (100-2000, 100-16000; bimodal short/long mix, outputs 1-100 tokens, Poisson arrivals)
           and each load (rate / saturation throughput): FCFS, prompt-length SJF, EWSJF (default parameters),
           EWSJF with the tuned parameters, the authors' released variant, and ablations (no refine = K-means only,
@@ -203,18 +204,34 @@ class EWSJFExperiments:
         table.to_parquet(out / "queues.parquet", index=False)
         return table
 
-    def _tune_workload(self):
-        """The tuning workload: its own draw (tune_seed) of the 100-2000 preset at ewsjf_tune_load × capacity."""
+    def _tune_workload(self, seed: int | None = None):
+        """The tuning workload: its own draw (tune_seed, or `seed`) of the 100-2000 preset at ewsjf_tune_load ×
+        capacity."""
         from llmsched.sim.sweep import saturation_throughput
         from llmsched.workload import assign_arrivals, make_arrivals
 
+        seed = self.tune_seed if seed is None else seed
         preset = ONLINE_PRESET
         config, st = self._engine(preset)
-        reqs = mixed_lengths_workload(preset, self.s.tune_n, self.tune_seed)
+        reqs = mixed_lengths_workload(preset, self.s.tune_n, seed)
         cap = saturation_throughput(reqs, config, st)
-        reqs = assign_arrivals(reqs, make_arrivals("poisson", len(reqs), cap * self.s.tune_load,
-                                                   seed=self.tune_seed))
+        reqs = assign_arrivals(reqs, make_arrivals("poisson", len(reqs), cap * self.s.tune_load, seed=seed))
         return preset, reqs, config, st, cap
+
+    def tune_noise(self, best: EWSJFParams) -> pd.DataFrame:
+        """The defaults and the tuned parameters re-evaluated on `ewsjf_tune_noise_seeds` further draws of the
+        tuning workload (seeds after tune_seed, never the evaluated requests'): how much the objective moves with
+        the draw alone (the noise a convergence verdict must beat), and whether the tuned gain holds on data the
+        tuner never saw. One row per (draw, parameters)."""
+        rows = []
+        for k in range(1, self.s.tune_noise_seeds + 1):
+            seed = self.tune_seed + k
+            _, reqs, config, st, _ = self._tune_workload(seed)
+            obj = SimObjective(reqs, config, st, self._base_args())
+            for name, params in (("defaults", EWSJFParams()), ("tuned", best)):
+                value, terms = obj(params)
+                rows.append({"seed": seed, "params": name, "value": value, **terms})
+        return pd.DataFrame(rows)
 
     def tune(self) -> tuple[dict[str, float], pd.DataFrame]:
         from llmsched.policies.ewsjf.meta import optimize
@@ -227,6 +244,7 @@ class EWSJFExperiments:
         best, hist = optimize(obj, self.s.tune_trials, seed=self.s.seed,
                               storage=self.out / "tune" / "study.sqlite", name=name)
         hist.to_parquet(self.out / "tune" / "trials.parquet", index=False)
+        self.tune_noise(best).to_parquet(self.out / "tune" / "noise.parquet", index=False)
         (self.out / "tune" / "best.json").write_text(json.dumps(best.to_dict(), indent=2) + "\n")
         (self.out / "tune" / "data.json").write_text(json.dumps(
             {"study": name, "rate": cap * self.s.tune_load, "tuning": self.data_record()["tuning"],

@@ -141,6 +141,7 @@ class EWSJFSettings(_Settings):
     tune_load: float = 1.5  # tuning workload: rate / saturation throughput
     tune_n: int = 200  # requests of the tuning workload (own draw)
     tune_trials: int = 3  # TPE trials (the study resumes from its sqlite file)
+    tune_noise_seeds: int = 3  # further tuning-workload draws re-evaluating the defaults and the tuned parameters
     online_every_s: float = 2.0  # online tuner: re-tune every this many seconds of engine time
     serving_steptime: str = "cpu-gemma-3-270m"  # C_prefill on the real engine (calibrated CPU profile)
     serving_n: int = 12  # real engine: requests of the 100-2000 mix cut from ShareGPT text ...
@@ -149,7 +150,8 @@ class EWSJFSettings(_Settings):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        _positive(self, "max_queues", "sample_n", "sim_n", "tune_load", "tune_n", "tune_trials", "online_every_s",
+        _positive(self, "max_queues", "sample_n", "sim_n", "tune_load", "tune_n", "tune_trials", "tune_noise_seeds",
+                  "online_every_s",
                   "serving_n", "serving_rate")
         if not self.sim_loads or any(not x > 0 for x in self.sim_loads):
             raise ValueError(f"ewsjf_sim_loads must be positive numbers, got {self.sim_loads!r}")
