@@ -13,6 +13,7 @@ Needs vllm importable and the tiny model's config (for vLLM's ModelConfig); impo
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -121,3 +122,61 @@ def test_simulator_matches_vllm_scheduler(vllm_bits, cfg_name: str, policy: str,
         queue = make_policy(policy, view=sim_request_view)
         queue.victim = "newest"
         assert not simulate(reqs, cfg, TIMED_STEP, queue).frame.equals(res.frame)
+
+
+# --- chunked prefill off -------------------------------------------------------------------------------------------
+
+# Prompts up to 400 tokens against a budget of MODEL_LEN = 512 (vLLM needs budget >= max_model_len without chunked
+# prefill), so that two prompts rarely fit one step: admission often stops at a head longer than the budget left.
+NO_CHUNK_CONFIGS = {
+    "roomy": SimConfig(num_blocks=4000, block_size=16, max_num_seqs=8, max_num_batched_tokens=MODEL_LEN,
+                       max_model_len=MODEL_LEN, chunked_prefill=False),
+    "tight-kv": SimConfig(num_blocks=90, block_size=8, max_num_seqs=16, max_num_batched_tokens=MODEL_LEN,
+                          max_model_len=MODEL_LEN, chunked_prefill=False),
+    "first-chunk-watermark": SimConfig(num_blocks=300, block_size=4, max_num_seqs=6, max_num_batched_tokens=600,
+                                       max_model_len=MODEL_LEN, watermark=0.05, reserve_full_prompt=False,
+                                       chunked_prefill=False),
+}
+
+
+@pytest.fixture
+def vllm_no_chunk(vllm_bits, monkeypatch):
+    """vllm_bits whose Scheduler runs with vLLM's `enable_chunked_prefill=False` (and vLLM's own check that the
+    budget covers max_model_len)."""
+    import _vllm_helpers
+
+    real = _vllm_helpers.SchedulerConfig
+
+    def no_chunk(**kwargs):
+        return real(**{**kwargs, "enable_chunked_prefill": False})
+
+    monkeypatch.setattr(_vllm_helpers, "SchedulerConfig", no_chunk)
+    return vllm_bits
+
+
+@pytest.mark.parametrize("cfg_name", list(NO_CHUNK_CONFIGS))
+@pytest.mark.parametrize("policy", ["fcfs", "oracle-sjf", "vllm-priority"])
+@pytest.mark.parametrize("rate", [40.0, 400.0])
+def test_simulator_matches_vllm_scheduler_without_chunked_prefill(vllm_no_chunk, cfg_name: str, policy: str,
+                                                                  rate: float) -> None:
+    cfg = NO_CHUNK_CONFIGS[cfg_name]
+    reqs = random_workload(22, n=60, rate=rate, max_prompt=400, max_output=100, scored=True, prompt="x", source="")
+    sched = vllm_no_chunk[0](cfg, policy)
+    assert sched.scheduler_config.enable_chunked_prefill is False
+    expected = run_vllm(vllm_no_chunk, reqs, cfg, policy)
+    res = simulate(reqs, cfg, TIMED_STEP, policy, trace_steps=True)
+    got = {row.request_id: (row.scheduled, row.first_token, row.last_token, row.preemptions)
+           for row in res.frame.itertuples()}
+    mismatched = {rid: (got[rid], expected[rid]) for rid in expected if got[rid] != expected[rid]}
+    assert not mismatched, f"{len(mismatched)} requests differ (sim, vLLM): {dict(list(mismatched.items())[:3])}"
+    # no prompt was split: a request never preempted samples its first token at the end of its first step
+    steps = res.steps
+    assert steps is not None
+    end_of = dict(zip(steps["start"], steps["end"], strict=True))
+    once = res.frame[res.frame["preemptions"] == 0]
+    assert len(once) and (once["first_token"] == once["scheduled"].map(end_of)).all()
+    # informative: with chunking on, the same workload runs differently
+    chunked = simulate(reqs, dataclasses.replace(cfg, chunked_prefill=True), TIMED_STEP, policy).frame
+    assert not chunked.equals(res.frame)
+    if cfg_name == "tight-kv":
+        assert res.stats["num_preemptions"] > 0

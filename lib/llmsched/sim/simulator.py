@@ -16,7 +16,10 @@ One iteration is one engine step, as in vLLM:
     scheduled this step.
  3. Only if nobody was preempted in this step: WAITING requests are admitted in the policy queue's order
     (`peek_request`; if its KV blocks fit, `pop_request`) until the budget is spent, `max_num_seqs` run, or
-    the head does not fit (stop; no skipping). With `reserve_full_prompt` (vLLM's
+    the head does not fit (stop; no skipping). With chunked prefill off (`SimConfig.chunked_prefill=False`,
+    vLLM's `enable_chunked_prefill=False`) a head whose whole prompt (+ generated tokens when resuming) exceeds
+    the budget left also stops admission: prompts are never split, and the RUNNING pass, which vLLM leaves
+    unchanged, then only ever decodes. With `reserve_full_prompt` (vLLM's
     `scheduler_reserve_full_isl`, default on) the head must fit its whole prompt (+ generated tokens when
     resuming), otherwise its first chunk; the watermark is added when other requests run. An admitted request
     gets min(its tokens, budget left) and joins the end of the running list.
@@ -340,7 +343,8 @@ class _Engine:
 
     __slots__ = (
         # limits and the model (constant during a run)
-        "bs", "n_blocks", "max_seqs", "budget_max", "wm_blocks", "reserve", "model", "step_time", "max_batch",
+        "bs", "n_blocks", "max_seqs", "budget_max", "wm_blocks", "reserve", "chunked", "model", "step_time",
+        "max_batch",
         # the policy
         "queue", "timed", "by_priority", "prio",
         # the workload and what happened to each request
@@ -356,6 +360,7 @@ class _Engine:
         self.bs, self.n_blocks, self.max_seqs = cfg.block_size, cfg.usable_blocks, cfg.max_num_seqs
         self.budget_max = cfg.max_num_batched_tokens
         self.wm_blocks, self.reserve = cfg.watermark_blocks, cfg.reserve_full_prompt
+        self.chunked = cfg.chunked_prefill
         self.model = model
         self.step_time = model.step_time
         self.max_batch = max_batch_steps or math.inf
@@ -565,19 +570,22 @@ class _Engine:
         """The WAITING pass of `Scheduler.schedule()` ("Next, schedule the WAITING requests"; vLLM runs it only when
         nobody was preempted): admit the policy queue's head (`peek_request`, then `pop_request`) while budget,
         `max_num_seqs` and its KV blocks allow (`allocate_slots` with `full_sequence_must_fit` =
-        reserve_full_prompt, and the watermark when others run); stop at the first head that does not fit (no
-        skipping). An admitted request gets min(its tokens, budget left) and joins the end of the running list.
+        reserve_full_prompt, and the watermark when others run); with chunked prefill off, also only while its
+        whole remaining tokens fit the budget left; stop at the first head that does not fit (no skipping). An
+        admitted request gets min(its tokens, budget left) and joins the end of the running list.
         NOTE: _head_fits repeats this loop's first test for fast_forward_decodes; change both together."""
         queue, n, budget, max_seqs = self.queue, self.n, step.budget, self.max_seqs
         if budget <= 0 or n >= max_seqs or not len(queue):
             return  # NOTE: the common step (budget spent, batch full or nobody waiting) unpacks nothing below
-        bs, wm_blocks, reserve = self.bs, self.wm_blocks, self.reserve
+        bs, wm_blocks, reserve, chunked = self.bs, self.wm_blocks, self.reserve, self.chunked
         r_idx, r_comp, r_ntok, r_tgt, r_prompt, chunk = (*self.running, self.chunk)
         scheduled, start, free = self.scheduled, step.start, step.free
         admitted = 0
         while budget > 0 and n < max_seqs and len(queue):
             req = queue.peek_request()
             ntok = req.num_tokens
+            if not chunked and ntok > budget:
+                break  # vLLM: "If chunked_prefill is disabled, we can stop the scheduling here."
             wmb = wm_blocks if n else 0  # vLLM: the watermark applies when others are running
             if reserve and (ntok + bs - 1) // bs + wmb > free:
                 break
@@ -612,6 +620,8 @@ class _Engine:
             return False
         bs = self.bs
         ntok = queue.peek_request().num_tokens
+        if not self.chunked and ntok > budget:
+            return False
         wmb = self.wm_blocks if n else 0
         if self.reserve and (ntok + bs - 1) // bs + wmb > free:
             return False
@@ -666,7 +676,8 @@ class _Engine:
         # NOTE: admission stopped for a reason that persists until an arrival or a finish (empty queue, no budget,
         # max_num_seqs, or the head's blocks do not fit a pool that only shrinks), so each following step
         # schedules the same n decodes, until the first finish, the first arrival, or a block boundary the free
-        # pool cannot cover (which would preempt).
+        # pool cannot cover (which would preempt). With chunked prefill off, a head longer than the budget left
+        # (max_num_batched_tokens - n) stays too long for the same reason.
         r_comp, r_ntok, bs = self.r_comp, self.r_ntok, self.bs
         limit = min(int((self.r_tgt[:n] - r_ntok[:n]).min()) + 1, self.max_batch)  # +1: finish in last step
         if limit <= 1:

@@ -22,7 +22,11 @@ class SimConfig:
     reserve_full_prompt     admit a waiting request only if the KV blocks for its whole prompt (plus tokens
                             it already generated, when resuming) are free (vLLM
                             `scheduler_reserve_full_isl`, default True); False checks only the first chunk
-    Chunked prefill is always on, as in vLLM V1.
+    chunked_prefill         split prompts longer than the budget left into chunks over several steps (vLLM
+                            `enable_chunked_prefill`, default True in V1); False admits a waiting request only
+                            if its whole prompt (+ generated tokens, when resuming) fits the budget left, and
+                            stops admission at the first head that does not; as in vLLM this needs
+                            max_num_batched_tokens >= max_model_len
     """
 
     num_blocks: int
@@ -32,6 +36,7 @@ class SimConfig:
     max_model_len: int = 4096
     watermark: float = 0.0
     reserve_full_prompt: bool = True
+    chunked_prefill: bool = True
 
     def __post_init__(self) -> None:
         for name in ("num_blocks", "block_size", "max_num_seqs", "max_num_batched_tokens", "max_model_len"):
@@ -46,6 +51,13 @@ class SimConfig:
             raise ValueError(f"SimConfig.watermark must be a number in [0, 1), got {w!r}")
         if not isinstance(self.reserve_full_prompt, bool):
             raise ValueError(f"SimConfig.reserve_full_prompt must be a bool, got {self.reserve_full_prompt!r}")
+        if not isinstance(self.chunked_prefill, bool):
+            raise ValueError(f"SimConfig.chunked_prefill must be a bool, got {self.chunked_prefill!r}")
+        if not self.chunked_prefill and self.max_num_batched_tokens < self.max_model_len:
+            # NOTE: vLLM's SchedulerConfig refuses the same: a prompt longer than the budget could never run
+            raise ValueError(f"SimConfig: with chunked_prefill=False, max_num_batched_tokens "
+                             f"({self.max_num_batched_tokens}) must be >= max_model_len ({self.max_model_len}), "
+                             "as vLLM requires")
 
     @property
     def usable_blocks(self) -> int:
