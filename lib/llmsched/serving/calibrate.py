@@ -207,24 +207,40 @@ def calibrate(model: str = "gemma", out: str | Path | None = None, *, steps_dir:
     from llmsched.serving.engine import EngineConfig
     from llmsched.serving.runner import EngineRunner
 
-    name = default_profile_name(model)
-    out_path = Path(out) if out is not None else PROFILE_DIR / f"{name}.json"
-    name = out_path.stem
-    sdir = Path(steps_dir) if steps_dir is not None else results_dir() / "calibration" / name
     cfg = EngineConfig(model=model, policy="fcfs", max_num_seqs=max_num_seqs,
                        max_num_batched_tokens=max_num_batched_tokens, max_model_len=max_model_len,
                        kv_cache_gib=kv_cache_gib)
-    plan = calibration_plan(seed, max_num_seqs=max_num_seqs, max_num_batched_tokens=max_num_batched_tokens,
-                            max_model_len=max_model_len, quick=quick)
-    say = (lambda s: print(f"[calibrate] {s}", flush=True)) if progress else None
     t_start = time.monotonic()
     with EngineRunner(cfg) as runner:
-        if say:
-            say(f"engine up in {runner.startup_s:.1f} s; {len(plan)} phases")
-        limits = engine_limits(runner.llm)
-        t_run = time.monotonic()
-        steps = run_plan(runner, plan, seed=seed, progress=say if not quick else None)
-        run_s = time.monotonic() - t_run
+        if progress:
+            print(f"[calibrate] engine up in {runner.startup_s:.1f} s", flush=True)
+        return calibrate_runner(runner, out, steps_dir=steps_dir, seed=seed, quick=quick, progress=progress,
+                                t_start=t_start)
+
+
+def calibrate_runner(runner: Any, out: str | Path | None = None, *, steps_dir: str | Path | None = None,
+                     seed: int = 0, quick: bool = False, progress: bool = True,
+                     t_start: float | None = None) -> tuple[Path, dict]:
+    """`calibrate` on an already open EngineRunner (its model and engine limits, whatever its policy): the
+    calibration plan, the fit, the profile JSON and steps.parquet. The engine is left empty and reusable.
+    Used to recalibrate on the very engine a stale profile was checked against (llmsched.serving.probe)."""
+    cfg = runner.config
+    name = default_profile_name(cfg.model)
+    out_path = Path(out) if out is not None else PROFILE_DIR / f"{name}.json"
+    name = out_path.stem
+    sdir = Path(steps_dir) if steps_dir is not None else results_dir() / "calibration" / name
+    limits = engine_limits(runner.llm)
+    plan = calibration_plan(seed, max_num_seqs=limits["max_num_seqs"],
+                            max_num_batched_tokens=limits["max_num_batched_tokens"],
+                            max_model_len=limits["max_model_len"], quick=quick)
+    say = (lambda s: print(f"[calibrate] {s}", flush=True)) if progress else None
+    if say:
+        say(f"{name}: {len(plan)} phases")
+    t_start = time.monotonic() if t_start is None else t_start
+    measured_at = datetime.now(UTC)
+    t_run = time.monotonic()
+    steps = run_plan(runner, plan, seed=seed, progress=say if not quick else None)
+    run_s = time.monotonic() - t_run
     fit = fit_step_time(steps, seed=seed)
     steps = steps.assign(kind=step_kind(steps), predicted_s=predict(fit.model, steps), fit_train=fit.train,
                          fit_test=fit.test, fit_outlier=fit.outliers)
@@ -244,14 +260,15 @@ def calibrate(model: str = "gemma", out: str | Path | None = None, *, steps_dir:
     except ValueError:
         steps_ref = str(steps_file)
     meta = {
-        "model": model,
+        "model": cfg.model,
         "model_dir": Path(cfg.resolved_model()).name,
         "engine_config": cfg.to_dict(),
         "vllm_version": vllm.__version__,
         "torch_version": torch_version,
         "torch_threads": threads,
         "machine": machine_info(),
-        "date": datetime.now(UTC).strftime("%Y-%m-%d"),
+        "date": measured_at.strftime("%Y-%m-%d"),
+        "measured_at": measured_at.isoformat(timespec="seconds"),
         "seed": seed,
         "quick": quick,
         "plan_phases": len(plan),

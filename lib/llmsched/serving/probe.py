@@ -26,10 +26,16 @@ from __future__ import annotations
 import logging
 import math
 import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from llmsched.steptime.fit import predict, step_kind
+from llmsched.steptime.models import LinearStepTime
+from llmsched.steptime.profiles import Profile, load_profile
 
 logger = logging.getLogger(__name__)
 
@@ -98,3 +104,214 @@ def speed_probe(runner: Any, *, seed: int = 0) -> dict[str, float]:
     probe_steps and probe_step_ms_mean (mean serving-loop cycle)."""
     steps, seconds = probe_steps(runner, seed=seed)
     return probe_summary(steps, seconds)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Checking a measured profile against the probe
+# ---------------------------------------------------------------------------------------------------------
+
+
+class StaleProfileError(RuntimeError):
+    """A measured step-time profile does not predict this engine's speed (on_mismatch="error")."""
+
+
+@dataclass
+class ProfileCheck:
+    """A measured step-time profile against the engine-speed probe on this machine now.
+
+    rel_error is the profile's error on the probe's summed serving-loop time, (predicted - measured) / measured,
+    over the probe's steps with a known cycle (positive: the profile is too slow); by_kind the same for the
+    prefill-only and decode-only steps. ok: |rel_error| <= tolerance and, where the profile names its model,
+    the engine serves that model. provenance: when and where the profile was measured (Profile.provenance).
+    """
+
+    profile: str
+    ok: bool
+    rel_error: float
+    tolerance: float
+    measured_step_ms: float
+    predicted_step_ms: float
+    measured_output_tok_s: float
+    predicted_output_tok_s: float
+    steps: int
+    by_kind: dict[str, float]
+    provenance: dict[str, Any]
+    engine_model: str | None = None
+    same_model: bool | None = None
+    checked_at: str = ""
+    machine: dict[str, Any] = field(default_factory=dict)
+    probe: dict[str, float] = field(default_factory=dict)
+    recalibrate_command: str = ""
+    recalibrated_from: dict[str, Any] | None = None  # the stale profile's check, when this profile replaced it
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def message(self) -> str:
+        """One paragraph: the verdict, the numbers, and (when it fails) the command to recalibrate."""
+        prov = self.provenance
+        when = f"measured {prov.get('measured_at') or '(date unknown)'} on {prov.get('machine') or '(machine unknown)'}"
+        head = (f"step-time profile {self.profile} ({when}) vs this engine's speed probe now: predicted "
+                f"{self.predicted_output_tok_s:.1f} output tok/s, measured {self.measured_output_tok_s:.1f}; mean "
+                f"step {self.predicted_step_ms:.1f} ms predicted, {self.measured_step_ms:.1f} ms measured "
+                f"({self.rel_error:+.1%} step time, tolerance {self.tolerance:.0%})")
+        if self.same_model is False:
+            head += f"; the profile was measured on {prov.get('model')}, the engine serves {self.engine_model}"
+        if self.ok:
+            return head + ": within tolerance."
+        return (f"STALE STEP-TIME PROFILE. {head}. Simulator numbers made with it are off by about as much. "
+                f"Recalibrate on this machine: {self.recalibrate_command}")
+
+
+def compare_steps(profile: Profile, steps: pd.DataFrame, seconds: float, *,
+                  tolerance: float = DEFAULT_TOLERANCE, engine_model: str | None = None) -> ProfileCheck:
+    """The check of `profile` on recorded probe steps (pure: `check_profile` runs the probe, then this)."""
+    from datetime import UTC, datetime
+
+    if not isinstance(profile.step_time, LinearStepTime):
+        raise ValueError(f"only measured (linear) step-time profiles can be checked, got {profile.name!r} "
+                         f"({profile.step_time!r})")
+    if not tolerance > 0:
+        raise ValueError(f"tolerance must be > 0, got {tolerance!r}")
+    pred = predict(profile.step_time, steps)
+    cyc = np.isfinite(steps["cycle_s"].to_numpy(float))
+    if not cyc.any():
+        raise ValueError("no probe step with a known cycle: nothing to compare")
+    measured = steps["cycle_s"].to_numpy(float)
+    kinds = step_kind(steps).to_numpy()
+    by_kind = {}
+    for k in ("prefill", "decode", "mixed"):
+        m = cyc & (kinds == k)
+        if m.any():
+            by_kind[k] = float(pred[m].sum() / measured[m].sum() - 1.0)
+    rel = float(pred[cyc].sum() / measured[cyc].sum() - 1.0)
+    summary = probe_summary(steps, seconds)
+    out_tokens = PROBE_REQUESTS * PROBE_OUTPUT_TOKENS
+    prov = profile.provenance()
+    same = None
+    if engine_model and prov.get("model"):
+        same = Path(str(prov["model"])).name == Path(engine_model).name
+    return ProfileCheck(
+        profile=profile.name, ok=abs(rel) <= tolerance and same is not False, rel_error=rel, tolerance=tolerance,
+        measured_step_ms=float(1e3 * measured[cyc].mean()), predicted_step_ms=float(1e3 * pred[cyc].mean()),
+        measured_output_tok_s=summary["probe_output_tok_s"], predicted_output_tok_s=float(out_tokens / pred.sum()),
+        steps=int(cyc.sum()), by_kind=by_kind, provenance=prov, engine_model=engine_model, same_model=same,
+        checked_at=datetime.now(UTC).isoformat(timespec="seconds"), probe=summary,
+    )
+
+
+def recalibrate_command(config: Any, out: str | Path | None = None) -> str:
+    """The command line that recalibrates a profile for the engine of `config` (an EngineConfig)."""
+    from llmsched.serving.engine import EngineConfig
+
+    default = EngineConfig()
+    parts = ["python -m llmsched.serving.calibrate", f"--model {config.model}"]
+    if out is not None:
+        parts.append(f"--out {out}")
+    for name in ("max_num_seqs", "max_num_batched_tokens", "max_model_len"):
+        if getattr(config, name) != getattr(default, name):
+            parts.append(f"--{name.replace('_', '-')} {getattr(config, name)}")
+    return " ".join(parts)
+
+
+def _as_profile(profile: Profile | str | Path) -> Profile:
+    return profile if isinstance(profile, Profile) else load_profile(profile)
+
+
+def _check_on(runner: Any, prof: Profile, tolerance: float, seed: int) -> ProfileCheck:
+    from llmsched.serving.calibrate import machine_info
+
+    steps, seconds = probe_steps(runner, seed=seed)
+    check = compare_steps(prof, steps, seconds, tolerance=tolerance,
+                          engine_model=Path(runner.config.resolved_model()).name)
+    check.machine = machine_info()
+    # recalibrating writes over the profile's own file, unless it describes another model
+    check.recalibrate_command = recalibrate_command(runner.config, prof.path if check.same_model else None)
+    return check
+
+
+class _Engine:
+    """An open EngineRunner for an EngineConfig (opened on first use, closed at exit), or a given runner."""
+
+    def __init__(self, engine: Any) -> None:
+        self.given = engine if hasattr(engine, "engine") and hasattr(engine, "run") else None
+        self.config = engine.config if self.given is not None else engine
+        self.runner: Any = self.given
+
+    def get(self) -> Any:
+        if self.runner is None:
+            from llmsched.serving.runner import EngineRunner
+
+            self.runner = EngineRunner(self.config)
+        return self.runner
+
+    def __enter__(self) -> _Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.runner is not None and self.given is None:
+            self.runner.close()
+
+
+def check_profile(profile: Profile | str | Path, engine: Any, *, tolerance: float = DEFAULT_TOLERANCE,
+                  seed: int = 0) -> ProfileCheck:
+    """Run the speed probe on `engine` (an open EngineRunner, left empty and reusable, or an EngineConfig: an
+    engine is opened for the probe and closed) and compare `profile`'s prediction for the recorded steps with
+    their measured time. `profile`: a Profile, a name or a path; it must be a linear (measured) profile."""
+    prof = _as_profile(profile)
+    with _Engine(engine) as eng:
+        return _check_on(eng.get(), prof, tolerance, seed)
+
+
+def ensure_profile(profile: Profile | str | Path, engine: Any, *, on_mismatch: str = "warn",
+                   tolerance: float = DEFAULT_TOLERANCE, folder: str | Path | None = None, seed: int = 0,
+                   quick: bool = False) -> Profile:
+    """`profile`, checked on `engine` (an EngineRunner or EngineConfig) if it is a measured profile, with the
+    check in `.check`; analytic (GPU) and hand-made profiles are returned unchecked (`.check` None).
+
+    When the check fails (`ProfileCheck.ok` False), `on_mismatch` decides:
+        "recalibrate"  calibrate on this engine (llmsched.serving.calibrate.calibrate_runner, `quick` for a
+                       handful of steps) into `folder` (default results/calibration/), as
+                       <folder>/<engine's profile name>-recalibrated.json with steps.parquet beside it, and
+                       return that profile (its own check in `.check`, the stale profile's in
+                       `.check.recalibrated_from`). A profile already there that passes the check is reused.
+        "warn"         log a WARNING naming the profile, its error and the command to recalibrate; return it
+        "error"        raise StaleProfileError with the same message
+    """
+    import dataclasses
+
+    if on_mismatch not in ON_MISMATCH:
+        raise ValueError(f"on_mismatch must be one of {ON_MISMATCH}, got {on_mismatch!r}")
+    prof = _as_profile(profile)
+    if not prof.measured:
+        return prof
+    with _Engine(engine) as eng:
+        runner = eng.get()
+        check = _check_on(runner, prof, tolerance, seed)
+        if check.ok:
+            logger.info("%s", check.message())
+            return dataclasses.replace(prof, check=check)
+        if on_mismatch == "error":
+            raise StaleProfileError(check.message())
+        if on_mismatch == "warn":
+            logger.warning("%s", check.message())
+            return dataclasses.replace(prof, check=check)
+        from llmsched.paths import results_dir
+        from llmsched.serving.calibrate import calibrate_runner, default_profile_name
+
+        out_dir = Path(folder) if folder is not None else results_dir() / "calibration"
+        path = out_dir / f"{default_profile_name(runner.config.model)}-recalibrated.json"
+        logger.warning("%s -> recalibrating on this engine into %s", check.message(), path)
+        if path.exists():
+            cached = load_profile(path)
+            again = _check_on(runner, cached, tolerance, seed)
+            if again.ok:
+                again.recalibrated_from = check.to_dict()
+                return dataclasses.replace(cached, check=again)
+        calibrate_runner(runner, path, steps_dir=path.parent / path.stem, seed=seed, quick=quick, progress=False)
+        new = load_profile(path)
+        new_check = _check_on(runner, new, tolerance, seed)
+        new_check.recalibrated_from = check.to_dict()
+        if not new_check.ok:
+            logger.warning("the profile just recalibrated still misses the probe: %s", new_check.message())
+        return dataclasses.replace(new, check=new_check)

@@ -283,10 +283,37 @@ class Profile:
     engine: dict[str, int]
     data: dict[str, Any] = field(repr=False)
     path: Path | None = None
+    check: Any = field(default=None, repr=False, compare=False)  # a ProfileCheck when checked on load
 
     def sim_config(self, **overrides: Any) -> SimConfig:
         """A SimConfig from the profile's engine limits; keyword arguments override them."""
         return SimConfig(**{**self.engine, **overrides})
+
+    @property
+    def measured(self) -> bool:
+        """Whether the profile was measured on a machine (a calibrated linear profile, the `cpu-*` files), so it
+        holds only on the machine state that measured it; analytic and hand-made profiles are not."""
+        return self.data.get("kind") == "linear" and isinstance(self.data.get("calibration"), Mapping)
+
+    def provenance(self) -> dict[str, Any]:
+        """Which calibration this is and when and where it was measured: name, path, kind, measured_at (an ISO
+        timestamp; older profiles hold only a date), machine (cores, CPU model), model, vLLM version. What every
+        simulator-vs-engine number records beside itself."""
+        out: dict[str, Any] = {"profile": self.name, "profile_path": str(self.path) if self.path else None,
+                               "kind": self.data.get("kind")}
+        meta = self.data.get("calibration")
+        if isinstance(meta, Mapping):
+            mach = meta.get("machine") or {}
+            out.update({
+                "measured_at": meta.get("measured_at") or meta.get("date"),
+                "machine": f"{mach.get('nproc', '?')} cores, {mach.get('cpu_model', '?')}, "
+                           f"{mach.get('memory_gib', '?')} GiB" if mach else None,
+                "model": meta.get("model_dir") or meta.get("model"),
+                "vllm_version": meta.get("vllm_version"),
+            })
+        else:
+            out.update({"measured_at": None, "machine": None, "model": None, "vllm_version": None})
+        return out
 
 
 def _section(data: Mapping[str, Any], name: str, where: str, keys: tuple[str, ...]) -> dict[str, Any]:
