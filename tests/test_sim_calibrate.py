@@ -185,3 +185,73 @@ def test_calibration_and_profile_command_lines_answer(module, expect):
 
     proc = subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0 and expect in proc.stdout, proc.stdout + proc.stderr
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Cross-run validation: calibrate on one run, predict the others
+# ---------------------------------------------------------------------------------------------------------
+
+
+def recorded_run(truth: LinearStepTime, seed: int):
+    """A "real" run whose truth is known: the simulator under `truth` stands in for the engine; its step trace
+    becomes the recorded steps (cycle = the step's duration)."""
+    from llmsched.sim import SimConfig
+    from llmsched.sim.validate import RecordedRun
+    from llmsched.workload.request import Request
+
+    rng = np.random.default_rng(seed)
+    n = 40
+    arrivals = np.cumsum(rng.exponential(0.4, n))
+    reqs = [Request(f"r{i}", "x", int(rng.integers(16, 600)), int(rng.integers(4, 80)), float(arrivals[i]))
+            for i in range(n)]
+    res = simulate(reqs, SimConfig(**LIMITS), truth, "fcfs", trace_steps=True)
+    st = res.steps
+    steps = pd.DataFrame({"prefill_tokens": st.prefill_tokens, "decode_seqs": st.decode_seqs,
+                          "kv_tokens": st.kv_tokens, "num_seqs": st.num_seqs, "cycle_s": st.end - st.start,
+                          "phase": "serve"})
+    return RecordedRun(steps, res.frame, reqs, "fcfs", {}, {})
+
+
+def test_cross_run_validation_reports_predictions_of_runs_the_fit_never_saw() -> None:
+    from llmsched.sim import profile_from_dict
+    from llmsched.sim.validate import cross_run_summary, cross_run_validation
+
+    slow = LinearStepTime(*(1.3 * getattr(TRUE, k) for k in LinearStepTime.COEFFICIENTS))
+    runs = {"a1": recorded_run(TRUE, 1), "a2": recorded_run(TRUE, 2), "slow": recorded_run(slow, 3)}
+    base = profile_from_dict({"kind": "linear", "name": "cpu-base", "engine": LIMITS,
+                              "coefficients": {"c0": 1.0, "c_prefill": 0.0, "c_decode": 0.0, "c_kv": 0.0}})
+    table = cross_run_validation(runs, base)
+    assert len(table) == 9 and table["same_run"].sum() == 3
+    # the same machine state: a calibration on one run predicts another run of it
+    for fit_on, pred in (("a1", "a2"), ("a2", "a1"), ("a1", "a1")):
+        row = table.loc[(fit_on, pred)]
+        assert abs(row["step_time_err"]) < 0.02 and abs(row["e2e_mean_err"]) < 0.03, row
+        assert abs(row["token_throughput_err"]) < 0.03
+    # the machine got 30 % slower: a calibration from before under-predicts the step time by 1 - 1/1.3
+    row = table.loc[("a1", "slow")]
+    assert row["step_time_err"] == pytest.approx(1 / 1.3 - 1, abs=0.02)
+    assert row["e2e_mean_err"] < -0.15 and row["token_throughput_err"] > 0
+    assert table.loc[("slow", "a2"), "step_time_err"] == pytest.approx(0.3, abs=0.03)
+    assert abs(table.loc[("slow", "slow"), "e2e_mean_err"]) < 0.03  # a same-run refit hides the drift
+    summary = cross_run_summary(table)
+    assert summary.loc[("cross-run", "step_time_err"), "n"] == 6
+    assert summary.loc[("cross-run", "step_time_err"), "max"] > 0.25
+    assert summary.loc[("same-run", "step_time_err"), "max"] < 0.02
+
+
+def test_a_recorded_run_folder_loads_for_cross_run_validation(tmp_path) -> None:
+    from llmsched.records import write_run
+    from llmsched.sim import SimConfig
+    from llmsched.sim.validate import load_recorded_run
+
+    run = recorded_run(TRUE, 4)
+    res = simulate(run.requests, SimConfig(**LIMITS), TRUE, "fcfs")
+    write_run(tmp_path / "fcfs", res.records, {"engine": {"policy": "fcfs", "policy_args": {}, "max_num_seqs": 8,
+                                                          "max_num_batched_tokens": 2048, "max_model_len": 2048}})
+    with pytest.raises(FileNotFoundError, match="record_steps"):
+        load_recorded_run(tmp_path / "fcfs")
+    run.steps.to_parquet(tmp_path / "fcfs" / "steps.parquet")
+    loaded = load_recorded_run(tmp_path / "fcfs")
+    assert loaded.limits["max_num_seqs"] == 8 and loaded.policy == "fcfs" and len(loaded.steps) == len(run.steps)
+    assert sorted((r.request_id, r.prompt_tokens, r.output_tokens, r.arrival_time) for r in loaded.requests) == \
+        sorted((r.request_id, r.prompt_tokens, r.output_tokens, r.arrival_time) for r in run.requests)

@@ -14,12 +14,17 @@ Step-level check: real runs made with `RunConfig(record_steps=True)` record thei
 serving-loop cycles of a real run can be compared with the profile's prediction (`step_error_summary`), and
 the run can be re-simulated with step times fitted on its own steps (`refit_profile`: a diagnostic that
 separates scheduling fidelity from step-time error and from the machine's speed drifting between runs).
+
+Cross-run check (`cross_run_validation`): with several recorded runs, calibrate on each run's steps and predict
+the others (step time and, through the simulator, mean E2E and throughput). A same-run refit only shows that the
+step-time model can describe a run; a calibration predicting runs it never saw is the validation.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -179,3 +184,88 @@ def refit_profile(profile: Profile, steps: pd.DataFrame, suffix: str = "refit") 
     data = {**profile.data, "coefficients": {k: getattr(fit.model, k) for k in fit.model.COEFFICIENTS},
             "fit": fit.quality}
     return Profile(f"{profile.name}-{suffix}", fit.model, dict(profile.engine), data, None)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Cross-run validation: calibrate on one run, predict the others
+# ---------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class RecordedRun:
+    """A real-engine run recorded with `RunConfig(record_steps=True)`: its engine steps, and for simulating it
+    its request records, workload (same arrivals, the engine's prompt token counts), policy and engine limits."""
+
+    steps: pd.DataFrame
+    real: pd.DataFrame | None = None
+    requests: list[Request] | None = None
+    policy: str = "fcfs"
+    policy_args: dict[str, Any] = field(default_factory=dict)
+    limits: dict[str, int] = field(default_factory=dict)  # SimConfig overrides (max_num_seqs, ...)
+
+
+def load_recorded_run(run_dir: str | Path, workload: str | Path | None = None) -> RecordedRun:
+    """A run folder of the serving runner (requests.parquet, config.json, steps.parquet). The workload is
+    `workload` (a workload.parquet), else the compare_policies one beside the folder, else rebuilt from the
+    request records (arrival, the engine's prompt tokens, reference output length; no scheduler hints)."""
+    run_dir = Path(run_dir)
+    steps_file = run_dir / "steps.parquet"
+    if not steps_file.exists():
+        raise FileNotFoundError(f"{steps_file} missing: record the run with RunConfig(record_steps=True)")
+    real, config = read_run(run_dir)
+    wl = Path(workload) if workload is not None else run_dir.parent / "workload.parquet"
+    if wl.exists():
+        reqs = sim_requests(wl.parent, real) if wl.name == "workload.parquet" else load_workload(wl)
+    else:
+        ok = real[real["status"] == OK]
+        reqs = [Request(str(r.request_id), "x", int(r.prompt_tokens), int(r.ref_output_tokens),
+                        arrival_time=float(r.arrival)) for r in ok.itertuples()]
+    eng = config.get("engine", {})
+    limits = {k: int(eng[k]) for k in ("max_num_seqs", "max_num_batched_tokens", "max_model_len") if k in eng}
+    return RecordedRun(pd.read_parquet(steps_file), real, reqs, eng.get("policy", "fcfs"),
+                       dict(eng.get("policy_args") or {}), limits)
+
+
+def _step_errors(model: LinearStepTime, steps: pd.DataFrame) -> dict[str, float]:
+    df = steps[np.isfinite(steps["cycle_s"]) & (steps["cycle_s"] > 0)]
+    pred, meas = predict(model, df), df["cycle_s"].to_numpy(float)
+    return {"steps": int(len(df)), "step_time_err": float(pred.sum() / meas.sum() - 1.0),
+            "step_rel_err_mean_abs": float(np.abs(pred / meas - 1.0).mean())}
+
+
+def cross_run_validation(runs: Mapping[str, RecordedRun], base: Profile,
+                         metrics: Sequence[str] = ("e2e_mean", "token_throughput", "ttft_mean")) -> pd.DataFrame:
+    """Calibrate on each run's recorded steps (`refit_profile` of `base`: its engine limits, step time fitted on
+    that run alone), then predict every run with it: per (calibrated_on, predicted) pair the step-level error
+    (summed cycle time, mean |relative error| per step) and, for runs that carry their request records and
+    workload, the simulator's relative error on `metrics` (mean E2E, throughput, ...) against the real run.
+
+    Rows with same_run True are same-run refits (how well the model can describe one run); the others are the
+    validation proper: how well a calibration predicts runs it never saw, e.g. on the same machine minutes later.
+    """
+    if len(runs) < 2:
+        raise ValueError(f"cross-run validation needs at least 2 runs, got {len(runs)}")
+    fitted = {label: refit_profile(base, run.steps, suffix=f"fit-{label}") for label, run in runs.items()}
+    rows = []
+    for fit_label, prof in fitted.items():
+        assert isinstance(prof.step_time, LinearStepTime)
+        for label, run in runs.items():
+            row: dict[str, Any] = {"calibrated_on": fit_label, "predicted": label, "same_run": fit_label == label,
+                                   **_step_errors(prof.step_time, run.steps)}
+            if run.real is not None and run.requests:
+                sim = simulate(run.requests, prof.sim_config(**run.limits), prof.step_time, run.policy,
+                               policy_args=run.policy_args)
+                row.update(compare_runs(run.real, sim.frame, metrics))
+            rows.append(row)
+    return pd.DataFrame(rows).set_index(["calibrated_on", "predicted"])
+
+
+def cross_run_summary(table: pd.DataFrame) -> pd.DataFrame:
+    """Range of each error column of `cross_run_validation` over the cross-run pairs and over the same-run
+    refits: min, mean and max (rows "cross-run" and "same-run")."""
+    errs = [c for c in table.columns if c.endswith("_err") or c == "step_rel_err_mean_abs"]
+    out = {}
+    for name, part in (("cross-run", table[~table["same_run"]]), ("same-run", table[table["same_run"]])):
+        for c in errs:
+            out[(name, c)] = {"min": part[c].min(), "mean": part[c].mean(), "max": part[c].max(), "n": len(part)}
+    return pd.DataFrame(out).T
