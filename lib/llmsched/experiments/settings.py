@@ -148,6 +148,27 @@ class EWSJFSettings(_Settings):
     serving_rate: float = 20.0  # ... at this rate (req/s)
     serving_policies: tuple[str, ...] | None = None  # labels served (None: all)
 
+    # EWSJF under the authors' benchmark protocol (llmsched.experiments.protocol, which checks these values)
+    protocol_steptimes: tuple[str, ...] = ("a100-80gb_llama-2-13b", "a100-80gb_llama-3-8b", "h100-sxm_llama-3-8b")
+    protocol_presets: tuple[str, ...] = ("100-2000", "100-16000")  # prompt-length ranges (tokens)
+    protocol_prompts: str = "uniform"  # prompt-length distribution in the range: uniform | bimodal
+    protocol_rates: tuple[float, ...] = (10.0, 20.0)  # constant-interval arrivals (req/s)
+    protocol_n: int = 400  # requests per benchmark run
+    protocol_seeds: int = 5  # prompt-length draws per condition (seed, seed + 1, ...): the intervals' sample
+    protocol_max_tokens: int = 100  # max_tokens of every request
+    protocol_outputs: str = "fixed"  # fixed: every request generates max_tokens; uniform: drawn in [1, max_tokens]
+    protocol_max_num_batched_tokens: int = 2048  # token budget (vLLM 0.11's default; the later script: 7000)
+    protocol_max_num_seqs: int = 128
+    protocol_policies: tuple[str, ...] = ("fcfs", "prompt-sjf", "ewsjf")  # compared labels (fcfs: the baseline)
+    protocol_scoring_delay_s: float = 0.0  # > 0: also EWSJF with this wait added to every step ("ewsjf+wait")
+    protocol_sweep_steptime: str = "a100-80gb_llama-2-13b"  # sweeps: profile, preset, rate, requests per run
+    protocol_sweep_preset: str = "100-2000"
+    protocol_sweep_rate: float = 20.0
+    protocol_sweep_n: int = 300
+    protocol_sweep_kv_blocks: tuple[int, ...] = (0, 1000, 500, 300, 200, 150)  # num_blocks (0: the profile's)
+    protocol_sweep_budgets: tuple[int, ...] = (512, 1024, 2048, 4096, 8192)  # max_num_batched_tokens
+    protocol_workers: int = 2  # simulation processes
+
     def __post_init__(self) -> None:
         super().__post_init__()
         _positive(self, "max_queues", "sample_n", "sim_n", "tune_load", "tune_n", "tune_trials", "tune_noise_seeds",
