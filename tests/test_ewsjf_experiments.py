@@ -11,6 +11,10 @@ from llmsched.experiments.ewsjf import TUNE_SEED_OFFSET, EWSJFExperiments, mixed
 from llmsched.experiments.stages import load_params
 
 
+def frame_seeds(root) -> list[int]:
+    return pd.read_parquet(root / "sim" / "100-2000" / "per_seed.parquet")["seed"].tolist()
+
+
 def _lengths(preset: str, n: int, seed: int) -> list[float]:
     return [float(r.prompt_tokens) for r in mixed_lengths_workload(preset, n, seed)]
 
@@ -49,12 +53,15 @@ def test_tune_then_sim_write_their_tables_from_disjoint_draws(tmp_path):
     assert [r.prompt_tokens for r in tuned_reqs][:20] != evaluated[:20]
     sweep = json.loads((tmp_path / "sim" / "100-2000" / "sweep.json").read_text())
     assert sweep["data"]["evaluation"]["seed"] == seed and sweep["data"]["evaluation"]["arrivals_seed"] == seed
+    assert sweep["seeds"] == list(range(seed, seed + exp.s.sim_seeds))  # the sweep's seeds start at `seed`
+    assert (table.n_seeds == exp.s.sim_seeds).all() and sorted(set(frame_seeds(tmp_path))) == sweep["seeds"]
+    assert (table.e2e_mean_ci_low <= table.e2e_mean).all() and (table.e2e_mean <= table.e2e_mean_ci_high).all()
     assert sweep["data"]["partition_sample"]["seed"] == sweep["data"]["tuning"]["seed"] == tune_seed
     sample = sweep["policies"]["ewsjf"]["args"]["sample"]  # what the EWSJF queues were partitioned on
     assert sample == _lengths("100-2000", p["ewsjf_sample_n"], tune_seed)
     assert sample[: len(evaluated)] != evaluated
     frame = pd.read_parquet(tmp_path / "sim" / "100-2000" / "requests.parquet")
-    ewsjf = frame[(frame.label == "ewsjf") & (frame.load == 1.5)].set_index("request_id")
+    ewsjf = frame[(frame.label == "ewsjf") & (frame.load == 1.5) & (frame.seed == seed)].set_index("request_id")
     ids = [f"100-2000-{i}" for i in range(p["ewsjf_sim_n"])]
     assert ewsjf.loc[ids, "prompt_tokens"].tolist() == evaluated  # the evaluated requests are the seed draw
     online = exp.online()

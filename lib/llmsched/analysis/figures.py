@@ -120,20 +120,50 @@ def transfer(table: pd.DataFrame) -> plt.Figure:
     return fig
 
 
+def seeds_note(summary: pd.DataFrame) -> str:
+    """What a sweep figure's lines and bands are: "mean and 95 % CI over N seeds" for a summary over seeds
+    (its n_seeds column), nothing for a one-seed table."""
+    if "n_seeds" not in summary or not len(summary):
+        return ""
+    lo, hi = int(summary["n_seeds"].min()), int(summary["n_seeds"].max())
+    n = str(hi) if lo == hi else f"{lo}-{hi}"
+    return "one seed, no interval" if hi == 1 else f"mean and 95 % CI over {n} seeds"
+
+
+def _with_note(title: str, summary: pd.DataFrame) -> str:
+    note = seeds_note(summary)
+    return f"{title}\n{note}" if note else title
+
+
+def _lines_with_bands(ax: plt.Axes, part: pd.DataFrame, x: str, col: str, labels: Sequence[str]) -> None:
+    """One line per label (the mean over seeds) and, where the table has `<col>_ci_low/_ci_high`, its 95 %
+    interval as a band of the same colour."""
+    colours = palette(labels)
+    band = f"{col}_ci_low" in part and f"{col}_ci_high" in part
+    for label in labels:
+        rows = part[part["label"] == label].sort_values(x)
+        if not len(rows):
+            continue
+        ax.plot(rows[x].to_numpy(), rows[col].to_numpy(), marker="o", ms=4, color=colours[label], label=label)
+        if band:
+            ax.fill_between(rows[x].to_numpy(float), rows[f"{col}_ci_low"].to_numpy(float),
+                            rows[f"{col}_ci_high"].to_numpy(float), color=colours[label], alpha=0.18, lw=0)
+
+
 def latency_vs_rate(summary: pd.DataFrame, title: str, x: str = "load",
                     metrics: dict[str, str] = LATENCY) -> plt.Figure:
-    """Latency metrics vs load, one line per policy label (simulator sweeps)."""
+    """Latency metrics vs load, one line per policy label (simulator sweeps); over seeds, the mean with its 95 %
+    interval as a band."""
     labels = _order(summary["label"])
     fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.6))
     for ax, (col, name) in zip(np.atleast_1d(axes), metrics.items(), strict=True):
-        sns.lineplot(data=summary, x=x, y=col, hue="label", hue_order=labels, palette=palette(labels), marker="o",
-                     ax=ax, legend=ax is np.atleast_1d(axes)[-1])
+        _lines_with_bands(ax, summary, x, col, labels)
         ax.set_ylabel(name)
         ax.set_xlabel("request rate / saturation throughput" if x == "load" else x)
         if (summary[col] > 0).all() and summary[col].max() / max(summary[col].min(), 1e-12) > 50:
             ax.set_yscale("log")
     np.atleast_1d(axes)[-1].legend(fontsize=7, title=None, loc="upper left", bbox_to_anchor=(1, 1))
-    fig.suptitle(title)
+    fig.suptitle(_with_note(title, summary))
     fig.tight_layout()
     return fig
 
@@ -222,7 +252,8 @@ def partitions(lengths_table: pd.DataFrame, queues: pd.DataFrame) -> plt.Figure:
 
 def _sweep_grid(summary: pd.DataFrame, by: str, cols: dict[str, str], title: str,
                 log: Callable[[str], bool]) -> plt.Figure:
-    """A row of panels per value of `by` (preset, workload), a panel per metric vs load, a line per label."""
+    """A row of panels per value of `by` (preset, workload), a panel per metric vs load, a line per label (over
+    seeds: the mean, its 95 % interval as a band)."""
     groups = list(dict.fromkeys(summary[by]))
     labels = _order(summary["label"])
     fig, axes = plt.subplots(len(groups), len(cols), figsize=(4.1 * len(cols), 3.2 * len(groups)), squeeze=False)
@@ -230,15 +261,14 @@ def _sweep_grid(summary: pd.DataFrame, by: str, cols: dict[str, str], title: str
         part = summary[summary[by] == group]
         for c, (col, name) in enumerate(cols.items()):
             ax = axes[r, c]
-            sns.lineplot(data=part, x="load", y=col, hue="label", hue_order=labels, palette=palette(labels),
-                         marker="o", ax=ax, legend=(r == 0 and c == len(cols) - 1))
+            _lines_with_bands(ax, part, "load", col, labels)
             ax.set_ylabel(name)
             ax.set_xlabel("request rate / saturation throughput")
             ax.set_title(str(group), fontsize=9)
             if log(col) and (part[col] > 0).all():
                 ax.set_yscale("log")
     axes[0, -1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1, 1))
-    fig.suptitle(title)
+    fig.suptitle(_with_note(title, summary))
     fig.tight_layout()
     return fig
 

@@ -46,7 +46,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from llmsched.analysis.metrics import summarize
 from llmsched.experiments.settings import EWSJFSettings
@@ -101,6 +100,12 @@ def run_metrics(frame: pd.DataFrame, steps: pd.DataFrame, budget: int, split_at:
     dur = (steps["end"] - steps["start"]).to_numpy()
     out["utilisation"] = float((steps["scheduled_tokens"].to_numpy() / budget * dur).sum() / dur.sum())
     return out
+
+
+def sweep_metrics(result: Any, config: Any, split_at: float) -> dict[str, Any]:
+    """run_metrics of a simulated run plus its policy's counters (`policy_<name>`): the sim stage's columns."""
+    return {**run_metrics(result.frame, result.steps, config.max_num_batched_tokens, split_at),
+            **{f"policy_{k}": v for k, v in result.stats.get("policy_stats", {}).items()}}
 
 
 @dataclass
@@ -261,15 +266,22 @@ class EWSJFExperiments:
         return json.loads(best_file.read_text())
 
     def sim(self) -> pd.DataFrame:
-        from llmsched.sim import simulate
-        from llmsched.sim.sweep import saturation_throughput
-        from llmsched.workload import assign_arrivals, make_arrivals
+        """Each preset's sweep over `ewsjf_sim_seeds` seeds (seed, seed + 1, ...): seed s evaluates its own draw of
+        the preset (`ewsjf_sim_n` requests) with arrivals seeded by s, at `ewsjf_sim_loads` × that draw's
+        saturation throughput; the policies (and their partition sample) are the same for every seed →
+        sim/<preset>/ (summary over seeds with 95 % intervals, per_seed, requests, sweep.json)."""
+        import functools
 
+        from llmsched.sim.sweep import seed_sweep, sweep_seeds
+
+        if self.s.sim_seeds > TUNE_SEED_OFFSET:
+            raise ValueError(f"ewsjf_sim_seeds={self.s.sim_seeds} would reach the tuning draw's seed (seed + "
+                             f"{TUNE_SEED_OFFSET}); use at most {TUNE_SEED_OFFSET} seeds")
+        seeds = sweep_seeds(self.s.seed, self.s.sim_seeds)
         tuned = self._tuned()
         tables = []
         for preset in self.s.presets:
             config, st = self._engine(preset)
-            reqs = self._requests(preset)
             both = ewsjf_specs(self._sample(preset), self.s.sim_steptime, self.s.max_queues)
             base = both["ewsjf"].args
             specs = {
@@ -279,28 +291,12 @@ class EWSJFExperiments:
                 "ewsjf-norefine": PolicySpec("ewsjf", {**base, "refine": False}),
                 "ewsjf-nobubbles": PolicySpec("ewsjf", {**base, "bubbles": False}),
             }
-            cap = saturation_throughput(reqs, config, st)
             lo, hi = (int(x) for x in preset.split("-"))
-            rows, frames = [], []
-            jobs = [(load, label) for load in self.s.sim_loads for label in specs]
-            for load, label in tqdm(jobs, desc=f"ewsjf sim {preset}", unit="run"):
-                timed = assign_arrivals(reqs, make_arrivals("poisson", len(reqs), cap * load, seed=self.s.seed))
-                spec = specs[label]
-                res = simulate(timed, config, st, spec, trace_steps=True)
-                rows.append({"preset": preset, "label": label, "load": load, "rate": cap * load,
-                             **run_metrics(res.frame, res.steps, config.max_num_batched_tokens, (lo + hi) / 2),
-                             **{f"policy_{k}": v for k, v in res.stats.get("policy_stats", {}).items()}})
-                frames.append(res.frame.assign(label=label, load=load))
-            out = self.out / "sim" / preset
-            out.mkdir(parents=True, exist_ok=True)
-            table = pd.DataFrame(rows)
-            table.to_parquet(out / "summary.parquet", index=False)
-            pd.concat(frames, ignore_index=True).to_parquet(out / "requests.parquet", index=False)
-            policies = {k: s.to_json() for k, s in specs.items()}
-            (out / "sweep.json").write_text(json.dumps({"capacity_req_s": cap, "engine": config.to_dict(),
-                                                        "policies": policies, "tuned": tuned,
-                                                        "data": self.data_record()}, indent=2,
-                                                       default=str) + "\n")
+            workloads = {s: mixed_lengths_workload(preset, self.s.sim_n, s) for s in seeds}
+            table = seed_sweep(workloads, self.s.sim_loads, specs, config, st,
+                               metrics=functools.partial(sweep_metrics, split_at=(lo + hi) / 2), trace_steps=True,
+                               keys={"preset": preset}, out_dir=self.out / "sim" / preset,
+                               meta={"tuned": tuned, "data": self.data_record()}, desc=f"ewsjf sim {preset}")
             tables.append(table)
         return pd.concat(tables, ignore_index=True)
 

@@ -3,18 +3,20 @@
     python -m llmsched.experiments.headtohead --profile cpu
 
 Workloads, in the simulator with the PARS profile's step-time model (`pars_sim_steptime`):
-    sharegpt  the held-out ShareGPT prompts with their ChatGPT response lengths (PARS's setting), repeated to
-              `pars_sim_n` requests, scored once by every ranker (ParsExperiments.scored_test)
+    sharegpt  the held-out ShareGPT prompts with their ChatGPT response lengths (PARS's setting), scored once by
+              every ranker (ParsExperiments.scored_test), drawn to `pars_sim_n` requests per seed (repeat_requests)
     mixed     EWSJF's bimodal 100-2000 prompt mix cut from real ShareGPT text with outputs of 1-100 tokens
-              (EWSJF's setting), `h2h_mixed_n` requests, scored by the same rankers; its outputs are synthetic
+              (EWSJF's setting), `h2h_mixed_n` requests per seed, scored by the same rankers; its outputs are synthetic
               and unrelated to the text, so a ranker can only help through what the text says of its length
 Policies: FCFS, PARS and LTR (SJF on their scores, the profile's starvation guard), PARS as released (vLLM's
 priority scheduler), EWSJF (queues learned from `ewsjf_sample_n` prompt lengths of a draw the sweep never serves:
 the training split's prompts for sharegpt, a mixed draw with seed + TUNE_SEED_OFFSET for mixed; C_prefill from
 the same step-time model), the authors' released EWSJF, prompt-length SJF and oracle SJF. Loads are `h2h_loads`
-× the workload's saturation throughput.
-Outputs under results/headtohead/<profile>/<workload>/: the rate sweep's summary.parquet, requests.parquet and
-sweep.json. The real-engine head-to-head is ParsExperiments.serve with `pars_serving_ewsjf: true`.
+× the saturation throughput of each seed's draw.
+Each workload is swept over `h2h_seeds` seeds (seed, seed + 1, ...; each a draw of the workload and its arrivals).
+Outputs under results/headtohead/<profile>/<workload>/: llmsched.sim.sweep.seed_sweep's summary.parquet (mean and
+95 % interval over seeds), per_seed.parquet, requests.parquet and sweep.json, and data.json. The real-engine
+head-to-head is ParsExperiments.serve with `pars_serving_ewsjf: true`.
 """
 
 from __future__ import annotations
@@ -47,18 +49,32 @@ class HeadToHead:
         self.out = Path(out_root) if out_root is not None else results_dir() / "headtohead" / self.s.profile
         self.pars = ParsExperiments(params, out_root=pars_root)
 
-    def workload(self, name: str) -> list[Any]:
+    def seeds(self) -> list[int]:
+        """The sweep's seeds: `h2h_seeds` of them from the profile's seed (each a workload draw and its arrivals)."""
+        from llmsched.experiments.ewsjf import TUNE_SEED_OFFSET
+        from llmsched.sim.sweep import sweep_seeds
+
+        if self.s.seeds > TUNE_SEED_OFFSET:
+            raise ValueError(f"h2h_seeds={self.s.seeds} would reach the seed of the mixed workload's partition sample "
+                             f"(seed + {TUNE_SEED_OFFSET}); use at most {TUNE_SEED_OFFSET} seeds")
+        return sweep_seeds(self.s.seed, self.s.seeds)
+
+    def workload(self, name: str, seed: int | None = None) -> list[Any]:
+        """Workload `name` drawn with `seed` (default: the profile's seed): the scored test prompts drawn to
+        pars_sim_n requests (sharegpt), or h2h_mixed_n requests of the mix cut from ShareGPT text and scored
+        (mixed; each draw is scored once and cached)."""
         from llmsched.experiments.pars import repeat_requests
 
+        seed = int(self.s.seed) if seed is None else int(seed)
         if name == "sharegpt":
-            return repeat_requests(self.pars.scored_test(), self.pars.s.sim_n)
+            return repeat_requests(self.pars.scored_test(), self.pars.s.sim_n, seed=seed)
         if name == "mixed":
             from llmsched.predictors.data import model_tokenizer
             from llmsched.workload.mixed import MixedConfig, mixed_workload
 
             cfg = MixedConfig.preset("100-2000", n=self.s.mixed_n, distribution="bimodal")
             texts = [r.prompt for r in self.pars.split().extra] or [r.prompt for r in self.pars.split().train]
-            reqs = mixed_workload(cfg, model_tokenizer(self.s.model), texts, seed=self.s.seed)
+            reqs = mixed_workload(cfg, model_tokenizer(self.s.model), texts, seed=seed)
             return self.pars.scored_test(reqs)
         raise ValueError(f"unknown workload {name!r}; valid: {', '.join(WORKLOADS)}")
 
@@ -87,22 +103,27 @@ class HeadToHead:
         return specs
 
     def run(self, workloads: tuple[str, ...] = WORKLOADS) -> pd.DataFrame:
+        """Each workload's sweep over the seeds: seed s serves its own draw of the workload with arrivals seeded by
+        s, at h2h_loads × that draw's saturation throughput → <workload>/ (summary over seeds with 95 %
+        intervals, per_seed, requests, sweep.json, data.json)."""
         from llmsched.sim import load_profile
-        from llmsched.sim.sweep import rate_sweep, saturation_throughput
+        from llmsched.sim.sweep import seed_sweep
 
         prof = load_profile(self.pars.s.sim_steptime)
         config = prof.sim_config(**self.pars.s.sim_overrides)
+        seeds = self.seeds()
         tables = []
         for name in workloads:
-            reqs = self.workload(name)
-            cap = saturation_throughput(reqs, config, prof.step_time)
-            rates = [cap * f for f in self.s.loads]
-            logger.info("head-to-head %s: %d requests, saturation %.2f req/s", name, len(reqs), cap)
-            table = rate_sweep(reqs, rates, self.policies(name), config, prof.step_time, seed=self.s.seed,
-                               capacity=cap, out_dir=self.out / name)
+            draws = {s: self.workload(name, s) for s in seeds}
+            logger.info("head-to-head %s: %d seeds of %d requests", name, len(seeds), len(draws[seeds[0]]))
+            where = self.partition_sample(name)[1]
+            table = seed_sweep(draws, self.s.loads, self.policies(name), config, prof.step_time,
+                               out_dir=self.out / name, meta={"workload": name, "ewsjf_partition_sample": where},
+                               desc=f"head-to-head {name}")
+            n = len(draws[seeds[0]])
             (self.out / name / "data.json").write_text(json.dumps({
-                "evaluated": f"{len(reqs)} requests (workload {name!r}, seed {self.s.seed})",
-                "ewsjf_partition_sample": self.partition_sample(name)[1]}, indent=2) + "\n")
+                "evaluated": f"{n} requests (workload {name!r}, seeds {seeds}: one draw and its arrivals each)",
+                "seeds": seeds, "ewsjf_partition_sample": where}, indent=2) + "\n")
             tables.append(table.assign(workload=name))
         return pd.concat(tables, ignore_index=True)
 

@@ -145,25 +145,30 @@ class ParsExperiments:
                                                           indent=2) + "\n")
         return scored
 
-    def _sweep(self, requests, name: str, rankers: tuple[str, ...] = RANKERS) -> pd.DataFrame:
+    def _sweep(self, pool, name: str, rankers: tuple[str, ...] = RANKERS) -> pd.DataFrame:
+        """Rate sweep over the seeds: seed s simulates pars_sim_n requests drawn from `pool` (scored prompts) by
+        `repeat_requests(pool, sim_n, seed=s)` with arrivals seeded by s, at pars_sim_loads × that draw's
+        saturation throughput, for the pars_sim_seeds seeds from the profile's seed → <name>/ (summary over
+        seeds with 95 % intervals, per_seed, requests, sweep.json). $LLMSCHED_SIM_WORKERS caps its processes."""
         from llmsched.predictors.scheduling import ranker_policies
         from llmsched.sim import load_profile
-        from llmsched.sim.sweep import rate_sweep, saturation_throughput
+        from llmsched.sim.sweep import seed_sweep, sweep_seeds
 
         prof = load_profile(self.s.sim_steptime)
         config = prof.sim_config(**self.s.sim_overrides)
-        cap = saturation_throughput(requests, config, prof.step_time)
-        rates = [cap * f for f in self.s.sim_loads]
         specs = ranker_policies(list(rankers), starvation_limit=self.s.starvation_limit)
         specs["pars-noguard"] = PolicySpec("sjf", {"score_key": "score_pars", "starvation_limit": None})
-        logger.info("%s: saturation throughput %.2f req/s; rates %s", name, cap, [round(r, 2) for r in rates])
-        return rate_sweep(requests, rates, specs, config, prof.step_time, seed=self.s.seed, capacity=cap,
-                          out_dir=self.out / name)
+        seeds = sweep_seeds(self.s.seed, self.s.sim_seeds)
+        workloads = {s: repeat_requests(pool, self.s.sim_n, seed=s) for s in seeds}
+        logger.info("%s: %d seeds x %d loads x %d policies, %d requests each", name, len(workloads),
+                    len(self.s.sim_loads), len(specs), self.s.sim_n)
+        return seed_sweep(workloads, self.s.sim_loads, specs, config, prof.step_time, out_dir=self.out / name,
+                          meta={"pool": len(pool), "draw": "repeat_requests: a seeded permutation of the pool "
+                                "per cycle"}, desc=name)
 
     def sim(self) -> pd.DataFrame:
-        """Paper-scale sweep: the test prompts (repeated to pars_sim_n requests) with ChatGPT lengths."""
-        reqs = self.scored_test()
-        return self._sweep(repeat_requests(reqs, self.s.sim_n), "sim")
+        """Paper-scale sweep: the test prompts (drawn to pars_sim_n requests per seed) with ChatGPT lengths."""
+        return self._sweep(self.scored_test(), "sim")
 
     def proxy(self) -> pd.DataFrame:
         from llmsched.predictors.scheduling import reasoning_proxy
@@ -174,7 +179,7 @@ class ParsExperiments:
         if len(proxy) < 10:
             raise ValueError(f"only {len(proxy)} math/code prompts among {len(self.split().extra)} extra prompts; "
                              "raise pars_proxy_pool in the profile")
-        return self._sweep(repeat_requests(self.scored_test(proxy), self.s.sim_n), "sim_proxy")
+        return self._sweep(self.scored_test(proxy), "sim_proxy")
 
     def serve(self) -> pd.DataFrame:
         from llmsched.predictors.scheduling import ranker_policies
@@ -204,16 +209,22 @@ class ParsExperiments:
         return compare_policies(reqs, engine, specs, self.out / "serve", run=RunConfig(mode="replay"))
 
     def agreement(self) -> pd.DataFrame:
-        """Simulator vs real engine on the serve stage's runs: same workload, arrivals and policy arguments."""
+        """Simulator vs real engine on the serve stage's runs: same workload, arrivals and policy arguments.
+        The table and agreement.json say which calibration the simulator ran with: the profile's name, when and
+        on what machine it was measured, and (for a shipped profile) its check against this engine now."""
+        import math
+
         from llmsched.records import read_run
-        from llmsched.sim import load_profile, simulate
+        from llmsched.sim import simulate
         from llmsched.sim.validate import comparison_table, sim_requests, write_table
 
         root = self.out / "serve"
         labels = sorted(p.parent.name for p in root.glob("*/requests.parquet"))
         if not labels:
             raise FileNotFoundError(f"no real-engine runs under {root}: run the serve stage first")
-        prof = load_profile(self._agreement_profile())
+        prof = self._agreement_profile()
+        prov = prof.provenance()
+        check = prof.check.to_dict() if prof.check is not None else None
         pairs = {}
         for label in labels:
             real, config = read_run(root / label)
@@ -223,29 +234,50 @@ class ParsExperiments:
                            policy_args=eng.get("policy_args") or {})
             pairs[(f"{self.s.model} @ {self.s.serving_rate} req/s", label)] = (real, sim.frame)
         table = comparison_table(pairs)
-        write_table(table, self.out / "agreement", header=f"Simulator ({prof.name}) vs real engine, serve stage")
+        table["profile"] = prof.name
+        table["profile_measured_at"] = prov["measured_at"]
+        table["profile_machine"] = prov["machine"]
+        table["profile_check_err"] = check["rel_error"] if check else math.nan
+        table["profile_check_ok"] = check["ok"] if check else None
+        if self.s.agreement_calibrate:
+            verdict = "measured on this machine after the serve runs"
+        elif check:
+            verdict = (f"checked against this engine's speed probe at {check['checked_at']}: step time "
+                       f"{check['rel_error']:+.1%}, {'within' if check['ok'] else 'OUTSIDE'} "
+                       f"{check['tolerance']:.0%}")
+        else:
+            verdict = "not checked (not a measured profile)"
+        header = (f"Simulator ({prof.name}, measured {prov['measured_at']} on {prov['machine']}; {verdict}) vs "
+                  "real engine, serve stage")
+        write_table(table, self.out / "agreement", header=header)
         (self.out / "agreement" / "agreement.json").write_text(json.dumps({
             "profile": prof.name, "profile_path": str(prof.path) if prof.path else None,
-            "measured_after_the_runs": bool(self.s.agreement_calibrate), "policies": labels},
-            indent=2) + "\n")
+            "profile_measured_at": prov["measured_at"], "profile_machine": prov["machine"], "provenance": prov,
+            "profile_check": check, "measured_after_the_runs": bool(self.s.agreement_calibrate),
+            "policies": labels}, indent=2, default=str) + "\n")
         return table
 
-    def _agreement_profile(self) -> str | Path:
-        """The step-time profile the agreement stage simulates with: the shipped one, or with
-        `pars_agreement_calibrate` one measured on this machine now (cached under agreement/calibration/), so
-        that the comparison tests the scheduling model rather than how far the machine's speed has drifted."""
-        if not self.s.agreement_calibrate:
-            return self.s.agreement_steptime
-        from llmsched.serving.calibrate import calibrate, default_profile_name
+    def _agreement_profile(self) -> Any:
+        """The step-time profile the agreement stage simulates with: with `pars_agreement_calibrate` one measured
+        on this machine now (cached under agreement/calibration/), so that the comparison tests the scheduling
+        model rather than how far the machine's speed has drifted; otherwise the shipped one, checked against
+        this engine's speed probe when it is a measured (CPU) profile (llmsched.serving.probe.ensure_profile; a
+        stale one logs a WARNING by default, and the check is recorded beside the table)."""
+        from llmsched.sim import load_profile
 
         folder = self.out / "agreement" / "calibration"
+        eng = self.engine(max_num_seqs=self.s.serving_max_num_seqs)
+        if not self.s.agreement_calibrate:
+            return load_profile(self.s.agreement_steptime, check_against=eng, calibration_dir=folder,
+                                on_mismatch=getattr(self.s, "agreement_on_mismatch", "warn"))
+        from llmsched.serving.calibrate import calibrate, default_profile_name
+
         path = folder / f"{default_profile_name(self.s.model)}-measured.json"
         if not path.exists():
-            eng = self.engine(max_num_seqs=self.s.serving_max_num_seqs)
             calibrate(self.s.model, out=path, steps_dir=folder, seed=self.s.seed, max_num_seqs=eng.max_num_seqs,
                       max_num_batched_tokens=eng.max_num_batched_tokens, max_model_len=eng.max_model_len,
                       kv_cache_gib=eng.kv_cache_gib)
-        return path
+        return load_profile(path)
 
     def reasoning(self) -> pd.DataFrame:
         """Lengths of a reasoning model on MATH-plus, PARS trained on them, a sweep with the measured lengths."""
@@ -280,15 +312,32 @@ class ParsExperiments:
         pars = train_cached(cfg.train_config("pars"), [r.prompt for r in train],
                             np.array([r.output_tokens for r in train], dtype=float))
         scored, _ = score_workload(test, {"pars": pars})
-        return self._sweep(repeat_requests(scored, self.s.sim_n), "reasoning", rankers=("pars",))
+        return self._sweep(scored, "reasoning", rankers=("pars",))
 
 
-def repeat_requests(requests, n: int):
-    """n requests cycling through `requests` (ids made unique): a larger workload from the same prompts."""
+def repeat_requests(requests, n: int, *, seed: int):
+    """n requests drawn from `requests` by cycling through a seeded permutation of them, a new one per cycle
+    (ids made unique: `<id>~<cycle>`): a larger workload from the same prompts.
+
+    Every prompt appears once per full cycle, so each seed's workload holds the prompts in the same proportions;
+    the seed decides their order and which prompts fill the last, partial cycle. The same seed gives the same
+    requests."""
     import dataclasses
 
-    return [dataclasses.replace(requests[i % len(requests)], request_id=f"{requests[i % len(requests)].request_id}"
-                                f"~{i // len(requests)}") for i in range(n)]
+    import numpy as np
+
+    if not requests:
+        raise ValueError("no requests to repeat")
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n!r}")
+    rng = np.random.default_rng(seed)
+    m = len(requests)
+    out = []
+    for cycle in range((n + m - 1) // m):
+        for i in rng.permutation(m)[: n - cycle * m]:
+            r = requests[int(i)]
+            out.append(dataclasses.replace(r, request_id=f"{r.request_id}~{cycle}"))
+    return out
 
 
 def _show(stage: str, result: Any) -> None:

@@ -72,6 +72,14 @@ def _positive(obj: Any, *names: str) -> None:
             raise ValueError(f"{obj.prefix}{n} must be > 0, got {v!r}")
 
 
+def _seed_count(obj: Any, name: str) -> None:
+    v = getattr(obj, name)
+    if isinstance(v, bool) or not isinstance(v, int | float) or int(v) != v or v < 1:
+        raise ValueError(f"{obj.prefix}{name} must be a number of seeds, a whole number >= 1 (the sweep runs seeds "
+                         f"seed, seed + 1, ..., seed + n - 1), got {v!r}")
+    object.__setattr__(obj, name, int(v))
+
+
 @dataclass(frozen=True)
 class PARSSettings(_Settings):
     """The PARS driver's settings (`pars_*` keys)."""
@@ -102,6 +110,7 @@ class PARSSettings(_Settings):
     sim_overrides: dict[str, Any] = field(default_factory=dict)  # SimConfig overrides of that profile's limits
     sim_n: int = 400  # simulated requests per run (test prompts repeated)
     sim_loads: tuple[float, ...] = (0.5, 2.0)  # request rate / saturation throughput
+    sim_seeds: int = 5  # seeds of the simulator sweeps (seed, seed + 1, ...): workload draw and arrivals each
     serving_n: int = 10  # real engine: ShareGPT test requests ...
     serving_rate: float = 20.0  # ... Poisson arrivals at this rate (req/s) ...
     serving_max_output_tokens: int = 256  # ... whose ChatGPT response is at most this long
@@ -116,6 +125,7 @@ class PARSSettings(_Settings):
     reasoning_max_model_len: int = 10240  # ... its context length
 
     def __post_init__(self) -> None:
+        _seed_count(self, "sim_seeds")
         super().__post_init__()
         _positive(self, "n_train", "n_test", "max_prompt_tokens", "collect_samples", "collect_max_tokens",
                   "collect_max_num_seqs", "sim_n", "serving_n", "serving_rate", "serving_max_output_tokens")
@@ -138,6 +148,7 @@ class EWSJFSettings(_Settings):
     presets: tuple[str, ...] = ("100-2000",)  # mixed prompt-length workloads (bimodal short/long, outputs 1-100)
     sim_n: int = 300  # requests per simulated run
     sim_loads: tuple[float, ...] = (0.5, 1.5)  # request rate / saturation throughput
+    sim_seeds: int = 5  # seeds of the sim sweep (seed, seed + 1, ...): workload draw and arrivals each
     tune_load: float = 1.5  # tuning workload: rate / saturation throughput
     tune_n: int = 200  # requests of the tuning workload (own draw)
     tune_trials: int = 3  # TPE trials (the study resumes from its sqlite file)
@@ -170,6 +181,7 @@ class EWSJFSettings(_Settings):
     protocol_workers: int = 2  # simulation processes
 
     def __post_init__(self) -> None:
+        _seed_count(self, "sim_seeds")
         super().__post_init__()
         _positive(self, "max_queues", "sample_n", "sim_n", "tune_load", "tune_n", "tune_trials", "tune_noise_seeds",
                   "online_every_s",
@@ -186,8 +198,10 @@ class HeadToHeadSettings(_Settings):
 
     mixed_n: int = 200  # requests of the mixed workload
     loads: tuple[float, ...] = (0.5, 1.5)  # rate / saturation throughput
+    seeds: int = 5  # seeds of each workload's sweep (seed, seed + 1, ...): workload draw and arrivals each
 
     def __post_init__(self) -> None:
+        _seed_count(self, "seeds")
         super().__post_init__()
         _positive(self, "mixed_n")
         if not self.loads or any(not x > 0 for x in self.loads):
