@@ -158,3 +158,38 @@ def test_a_stale_profile_warns_raises_or_is_recalibrated(runner, tmp_path, caplo
     assert abs(new.check.rel_error) < abs(check.rel_error)
     assert (tmp_path / "cal" / new.path.stem / "steps.parquet").exists()
     assert not runner.engine.has_unfinished_requests()
+
+
+@pytest.mark.vllm
+def test_the_agreement_table_records_its_calibration_and_the_check(tmp_path, caplog) -> None:
+    """PARS's agreement stage on a serve folder (one simulated stand-in run): the shipped CPU profile of the
+    smoke parameters is checked against the smoke engine (tiny model; the profile is Gemma's, so it fails and
+    warns), and table and JSON say which calibration ran, when and where it was measured, and the check."""
+    from llmsched.experiments.pars import ParsExperiments
+    from llmsched.experiments.stages import load_params
+    from llmsched.records import write_run
+    from llmsched.sim import SimConfig, simulate
+    from llmsched.workload.io import save_workload
+    from llmsched.workload.request import Request
+
+    params = {**load_params("smoke"), "pars_agreement_calibrate": False}
+    exp = ParsExperiments(params, out_root=tmp_path)
+    reqs = [Request(f"r{i}", "hello", 20 + 3 * i, 5 + i, arrival_time=0.1 * i) for i in range(6)]
+    save_workload(reqs, tmp_path / "serve" / "workload.parquet")
+    res = simulate(reqs, SimConfig(**LIMITS), TRUE, "fcfs")
+    write_run(tmp_path / "serve" / "fcfs", res.records,
+              {"engine": {"policy": "fcfs", "policy_args": {}, "max_num_seqs": 16, "max_num_batched_tokens": 2048,
+                          "max_model_len": 2048}})
+    with caplog.at_level(logging.WARNING, logger="llmsched.serving.probe"):
+        table = exp.agreement()
+    shipped = load_profile(exp.s.agreement_steptime)
+    assert any("STALE" in r.getMessage() for r in caplog.records)
+    row = table.iloc[0]
+    assert row["profile"] == shipped.name and row["profile_measured_at"] == shipped.provenance()["measured_at"]
+    assert not row["profile_check_ok"]
+    saved = json.loads((tmp_path / "agreement" / "agreement.json").read_text())
+    assert saved["profile"] == shipped.name and saved["profile_machine"] == shipped.provenance()["machine"]
+    assert saved["profile_check"]["ok"] is False and saved["profile_check"]["same_model"] is False
+    assert saved["profile_check"]["measured_output_tok_s"] > 0
+    md = (tmp_path / "agreement" / "comparison.md").read_text()
+    assert shipped.name in md and "OUTSIDE" in md and str(shipped.provenance()["measured_at"]) in md
