@@ -3,7 +3,9 @@
     rows = paper_claims(Report(params))
 
 Every "ours" is computed from the report's results and every verdict by the rule stated beside it (the `rule`
-column), never typed by hand.
+column; the rules live in llmsched.analysis.verdicts, each with a unit test on a weak and a strong input), never
+typed by hand. Each row names its operating point (the load or protocol the verdict is judged at, and why) and
+the decisive number's 95 % interval (over simulator seeds, interleaved real-engine runs or training seeds).
 """
 
 from __future__ import annotations
@@ -14,6 +16,19 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
+
+from llmsched.analysis.intervals import Interval, fmt_interval, t_interval
+from llmsched.analysis.verdicts import (
+    REPRODUCED,
+    as_interval,
+    best_row,
+    convergence_verdict,
+    gain_verdict,
+    low_load_informative,
+    order_verdict,
+    seed_ratios,
+    throughput_testable,
+)
 
 if TYPE_CHECKING:
     from llmsched.experiments.report import Report
@@ -28,6 +43,8 @@ class Claim:
     ours: str
     verdict: str
     rule: str
+    operating_point: str = "—"  # where the verdict is judged (load, protocol, data) and why there
+    interval: str = "—"  # the decisive number with its 95 % interval and what the interval is over
 
 
 def _fmt(x: float, digits: int = 3) -> str:
@@ -43,16 +60,14 @@ def _q(r: Report, method: str, target: str = "chatgpt", col: str = "kendall_tau"
     return float(row[col].iloc[0]) if len(row) else math.nan
 
 
+BACKBONE_ORDER = ("encoder", "decoder", "encoder-decoder")  # BERT > OPT > T5
+
+
 def backbone_verdict(table: pd.DataFrame) -> tuple[str, str]:
-    """(verdict, rule) of "BERT > OPT > T5" from the backbone ablation (columns kind, kendall_tau)."""
-    rule = ("reproduced if the best encoder's τ beats the best decoder's and the best encoder-decoder's; partly if "
-            "only one of those two kinds ran; not run here without an encoder and one other kind")
+    """(verdict, rule) of "BERT > OPT > T5" from the backbone ablation (columns kind, kendall_tau): the full
+    order of the best τ of each kind."""
     best = table.groupby("kind")["kendall_tau"].max()
-    if "encoder" not in best or len(best) < 2:
-        return "not run here", rule
-    if best["encoder"] <= best.drop("encoder").max():
-        return "not reproduced", rule
-    return ("reproduced" if len(best) == 3 else "partly"), rule
+    return order_verdict({str(k): float(v) for k, v in best.items()}, BACKBONE_ORDER)
 
 
 def oracle_share(metric: pd.Series, label: str, base: str = "fcfs", oracle: str = "oracle-sjf") -> float:
@@ -91,43 +106,103 @@ def methods_verdict(seeds: pd.DataFrame, pars_sampling: str, others: tuple[str, 
     return "tie within the seed spread", ours, rule
 
 
+def _ratio_at(per_seed: pd.DataFrame, num: str, den: str, col: str, load: float) -> Interval:
+    """Ratio num/den of `col` at `load` with its interval over seeds (NaN where a label or the load is missing)."""
+    t = seed_ratios(per_seed, num, den, col)
+    row = t[np.isclose(t["load"], load)] if len(t) else t
+    return as_interval(row.iloc[0]) if len(row) else (math.nan, math.nan, math.nan)
+
+
+def _seeds(frame: pd.DataFrame) -> int:
+    return int(frame["seed"].nunique()) if "seed" in frame.columns else 1
+
+
+def _serve_ratio(r: Report, label: str, metric: str, ratios: pd.DataFrame | None = None) -> Interval:
+    """FCFS / `label` of a real-engine metric with its paired interval over interleaved runs (ratios table of the
+    serve stage); without that table, the point ratio of the summary and no interval."""
+    t = r.serve_ratios if ratios is None else ratios
+    if t is not None and len(t):
+        row = t[(t["label"] == label) & (t["metric"] == metric)]
+        if len(row):
+            return float(row["ratio"].iloc[0]), float(row["ci_low"].iloc[0]), float(row["ci_high"].iloc[0])
+    serve = r.serve if ratios is None else r.ewsjf_serve_split
+    if label not in serve.index or "fcfs" not in serve.index:
+        return math.nan, math.nan, math.nan
+    return float(serve.loc["fcfs", metric] / serve.loc[label, metric]), math.nan, math.nan
+
+
+def _pct(x: Interval) -> Interval:
+    return 100 * x[0], 100 * x[1], 100 * x[2]
+
+
+def _runs_note(r: Report) -> str:
+    n = r.serve_repeats
+    return f"{n} interleaved runs per policy, paired bootstrap" if n > 1 else "one run per policy: no interval"
+
+
+def _combine(*verdicts: str) -> str:
+    """The weakest of several verdicts on parts of one claim: reproduced only if every part is."""
+    return REPRODUCED if all(v == REPRODUCED for v in verdicts) else next(v for v in verdicts if v != REPRODUCED)
+
+
 def paper_claims(r: Report) -> list[Claim]:
     """Every claim of PAPERS.md checked against the report's results (module docstring)."""
     out: list[Claim] = []
-    sim, proxy = r.pars_sim, r.proxy
+    sim = r.pars_sim
+    sim_s, proxy_s = r.pars_sim_seeds, r.proxy_seeds
     prof = r.p["pars_sim_steptime"]
-
-    def ratio(frame: pd.DataFrame, a: str, b: str, col: str) -> pd.Series:
-        """frame[col] of label a / of label b, per load."""
-        x = frame.pivot_table(index="load", columns="label", values=col)
-        return x[a] / x[b]
+    top = float(sim["load"].max())
+    over = [float(x) for x in sorted(sim["load"].unique()) if x > 1]
+    n_seeds = _seeds(sim_s)
+    rate = r.p["pars_serving_rate"]
 
     # --- PARS
-    r_sim = ratio(sim, "fcfs", "pars", "normalized_latency_mean")
-    r_serve = r.serve.loc["fcfs", "normalized_latency_mean"] / r.serve.loc["pars", "normalized_latency_mean"]
+    real = _serve_ratio(r, "pars", "normalized_latency_mean")
+    simr = _ratio_at(sim_s, "fcfs", "pars", "normalized_latency_mean", top)
+    v_real, rule = gain_verdict(real)
+    v_sim, _ = gain_verdict(simr)
     captured = oracle_share(r.serve["normalized_latency_mean"], "pars")
     ms = r.ranker_ms.set_index("ranker")["ms_per_request"].get("pars", math.nan)
     cost = r.costs.set_index("policy")["us_per_admission"]
-    ok = r_serve > 1 and r_sim.iloc[-1] > 1
+    e2e_s = float(r.serve.loc["fcfs", "e2e_mean"]) if "fcfs" in r.serve.index else math.nan
+    overhead = ms / 1000 / e2e_s if e2e_s > 0 else math.nan
+    minimal = bool(overhead < 0.01)
+    latency = _combine(v_real, v_sim)
     out.append(Claim(
         "PARS: lower latency than FCFS with minimal overhead", "PARS [paper]",
-        "fig pars_serve, pars_sim_latency_vs_rate, overheads; tables pars_serve, pars_sim, overheads_*",
-        "lower latency (no single number)",
-        f"normalized latency FCFS/PARS: real engine {_fmt(r_serve)}×, simulator at load {sim['load'].max():g} "
-        f"{_fmt(r_sim.iloc[-1])}×; on the real engine PARS captures {_fmt(100 * captured, 2)}% of oracle SJF's "
-        f"reduction; scoring {_fmt(ms)} ms/request (before the engine), policy "
+        "fig pars_serve, pars_sim_latency_vs_rate, overheads; tables pars_serve, pars_serve_ratios, pars_sim, "
+        "overheads_*", "lower latency (no single number)",
+        f"normalized latency FCFS/PARS: real engine {fmt_interval(real)}, simulator {fmt_interval(simr)}; "
+        f"PARS captures {_fmt(100 * captured, 2)}% of oracle SJF's reduction on the real engine; overhead: scoring "
+        f"{_fmt(ms)} ms/request before the engine = {_fmt(100 * overhead, 2)}% of FCFS's mean E2E, policy "
         f"{_fmt(cost.get('pars (guard 1000)', math.nan))} µs/admission",
-        "reproduced" if ok else "not reproduced", "PARS below FCFS on the real engine and at the top load"))
-    best_sim = max(r_sim.max(), ratio(proxy, "fcfs", "pars", "normalized_latency_mean").max())
-    noguard = max(ratio(sim, "fcfs", "pars-noguard", "normalized_latency_mean").max(),
-                  ratio(proxy, "fcfs", "pars-noguard", "normalized_latency_mean").max())
+        (latency if latency != REPRODUCED else (REPRODUCED if minimal else "partly: lower latency, overhead "
+                                                "≥ 1% of mean E2E")),
+        f"{rule}; both the real engine's and the simulator's interval must show it; overhead minimal if ranker "
+        "scoring costs < 1% of FCFS's mean E2E",
+        f"real engine {r.p['model']} at {rate} req/s (above what it completes: requests queue, where ordering "
+        f"matters); simulator {prof} at load {top:g} (overload, the paper's regime)",
+        f"real engine: {_runs_note(r)}; simulator: t-interval over {n_seeds} seeds"))
+
+    best = None
+    for name, frame in (("ShareGPT", sim_s), ("reasoning proxy", proxy_s)):
+        for label in ("pars", "pars-noguard"):
+            t = seed_ratios(frame, "fcfs", label, "normalized_latency_mean")
+            row = best_row(t, t["load"] > 1) if len(t) else None
+            if row is not None and (best is None or row["ratio"] > best[0]["ratio"]):
+                best = (row, name, label)
+    interval = as_interval(best[0]) if best else (math.nan, math.nan, math.nan)
+    verdict, rule = gain_verdict(interval, 15.7)
     out.append(Claim(
         "PARS: up to 15.7× lower (per-token) latency than vLLM's default scheduler under overload",
         "PARS v3 [paper], per-token under overload [3rd]",
         "fig pars_sim_latency_vs_rate, pars_proxy_latency_vs_rate; tables pars_sim, pars_sim_proxy",
-        "15.7×", f"max over loads, ShareGPT and reasoning proxy ({prof}): {_fmt(best_sim)}× with the guard, "
-        f"{_fmt(noguard)}× without", "reproduced" if max(best_sim, noguard) >= 15.7 else "not reproduced",
-        "reproduced if the best ratio ≥ 15.7"))
+        "15.7×", (f"best over overloaded loads: {best[2]} on {best[1]} at load {best[0]['load']:g}: "
+                  f"{fmt_interval(interval)}" if best else "no overloaded load ran"), verdict, rule,
+        f"simulator {prof}, loads {', '.join(f'{x:g}' for x in over) or 'none'} × saturation (the claim is about "
+        "overload; under sustained overload the ratio also grows with the run's length)",
+        f"t-interval over {n_seeds} seeds"))
+
     tau_p, tau_base = _q(r, "pars"), _q(r, "prompt-length")
     out.append(Claim(
         "PARS: Kendall τ 0.09 → 0.50 over a baseline ranker (LMSYS, DeepSeek-R1 lengths)", "PARS [3rd]",
@@ -135,7 +210,10 @@ def paper_claims(r: Report) -> list[Claim]:
         "τ 0.50 (baseline 0.09)", f"ShareGPT/ChatGPT lengths: PARS τ {_fmt(tau_p)}, prompt-length baseline "
         f"{_fmt(tau_base)} (other dataset and model)",
         "reproduced" if tau_p >= 0.45 else ("partly" if tau_p > tau_base else "not reproduced"),
-        "reproduced if τ ≥ 0.45; partly if above the baseline only"))
+        "reproduced if τ ≥ 0.45; partly if above the baseline only",
+        f"held-out ShareGPT prompts ({int(_q(r, 'pars', col='n')) if math.isfinite(_q(r, 'pars', col='n')) else '?'}"
+        "), ChatGPT lengths: the only offline data with a chat model's lengths at this scale",
+        "seed spread in the methods row below"))
     tau_l, tau_pw = _q(r, "ltr"), _q(r, "pointwise")
     verdict, seeds_ours, rule = methods_verdict(r.methods_seeds, str(r.p.get("pars_train", {}).get(
         "pair_sampling", "partners")))
@@ -143,7 +221,9 @@ def paper_claims(r: Report) -> list[Claim]:
         "PARS beats pointwise (regression) and listwise (LTR) rankers", "PARS [paper/3rd]",
         "fig pars_ranker_quality; tables ranker_quality, ranker_methods_seeds",
         "PARS > LTR, pointwise", f"main rankers τ PARS {_fmt(tau_p)}, LTR {_fmt(tau_l)}, pointwise {_fmt(tau_pw)}; "
-        f"over seeds: {seeds_ours}", verdict, rule))
+        f"over seeds: {seeds_ours}", verdict, rule,
+        "the same prompts, backbone and head for every method (ablation settings)",
+        "mean ± sd over training seeds"))
     tr = r.transfer_t[r.transfer_t["method"] == "pars"].set_index(["train_lengths", "eval_lengths"])
     target = str(r.p["model"])
     cross = tr["kendall_tau"].get(("chatgpt", target), math.nan)
@@ -155,109 +235,225 @@ def paper_claims(r: Report) -> list[Claim]:
         f"on {target} lengths: trained on ChatGPT τ {_fmt(cross)}, trained on {target} τ {_fmt(own)}; "
         f"ceiling (the other model's true lengths) τ {_fmt(ceil.max())}",
         "reproduced" if cross > 0.1 and cross >= 0.8 * own else "not reproduced",
-        "reproduced if τ > 0.1 and ≥ 80% of the in-model ranker's"))
-    top = _top_load(sim)
+        "reproduced if τ > 0.1 and ≥ 80% of the in-model ranker's",
+        f"{target}'s test prompts (its own sampled lengths)", "one training seed: no interval"))
+
+    top_row = sim[np.isclose(sim["load"], top)].set_index("label")
+    thr = _ratio_at(sim_s, "pars", "fcfs", "request_throughput", top)
+    testable = "fcfs" in top_row.index and throughput_testable(top_row.loc["fcfs"])
+    verdict, rule = gain_verdict(thr, 2.87 / 2.57)
     out.append(Claim(
         "PARS: throughput 2.57 → 2.87 req/s", "PARS [3rd]", "table pars_sim (request_throughput)",
-        "+12%", f"at load {sim['load'].max():g}: FCFS {_fmt(top.loc['fcfs', 'request_throughput'])}, PARS "
-        f"{_fmt(top.loc['pars', 'request_throughput'])} req/s "
-        f"({_fmt(100 * (top.loc['pars', 'request_throughput'] / top.loc['fcfs', 'request_throughput'] - 1), 2)}%)",
-        "reproduced" if top.loc["pars", "request_throughput"] >= 1.1 * top.loc["fcfs", "request_throughput"]
-        else "not reproduced", "reproduced if ≥ +10%"))
+        "+12%", f"PARS/FCFS request throughput at load {top:g}: {fmt_interval(thr)}",
+        verdict if testable else "not testable in this setting",
+        f"{rule}; testable only where FCFS falls behind the offered rate (< 90% of it): in an open-loop run whose "
+        "requests are all served as they arrive, the arrivals set the throughput",
+        f"simulator {prof}, load {top:g}", f"t-interval over {n_seeds} seeds"))
     bb = r.backbones.sort_values("kendall_tau", ascending=False)
     ours = "; ".join(f"{x.backbone} ({x.kind}, {x.parameters_m:.3g} M) τ {_fmt(x.kendall_tau)}"
                      for x in bb.itertuples())
     verdict, rule = backbone_verdict(bb)
     out.append(Claim(
         "PARS backbone ablation: BERT > OPT > T5", "PARS [3rd]", "fig pars_backbones; table ranker_ablation_backbone",
-        "BERT best", ours, verdict, rule))
-    r_ltr = ratio(sim, "fcfs", "ltr", "e2e_mean")
+        "encoder > decoder > encoder-decoder", ours, verdict, rule,
+        "the same head, loss, pooling and prompts on every backbone", "one training seed: no interval"))
+
+    ltr_best = seed_ratios(sim_s, "fcfs", "ltr", "e2e_mean")
+    row = best_row(ltr_best, ltr_best["load"] >= 1) if len(ltr_best) else None
+    interval = as_interval(row) if row is not None else (math.nan, math.nan, math.nan)
+    verdict, rule = gain_verdict(interval, 2.8)
     out.append(Claim(
         "LTR: 2.8× lower chatbot latency than FCFS", "LTR baseline [paper]", "table pars_sim",
-        "2.8×", f"mean E2E FCFS/LTR in the simulator, max over loads: {_fmt(r_ltr.max())}×; normalized latency: "
-        f"{_fmt(ratio(sim, 'fcfs', 'ltr', 'normalized_latency_mean').max())}×",
-        "reproduced" if r_ltr.max() >= 2.8 * 0.9 else "not reproduced", "reproduced if ≥ 2.52× (2.8 − 10%)"))
+        "2.8×", f"mean E2E FCFS/LTR, best load ≥ 1: {fmt_interval(interval)}"
+        + (f" at load {row['load']:g}" if row is not None else ""), verdict, rule,
+        f"simulator {prof}, loads ≥ 1 × saturation (LTR's chatbot runs are near or above saturation)",
+        f"t-interval over {n_seeds} seeds"))
     out.append(Claim(
         "LTR: τ ≈ 0.55 on ShareGPT (OPT-350M, Llama-3-70B lengths)", "LTR baseline [paper]",
-        "table ranker_quality", "0.55", f"LTR τ {_fmt(tau_l)} (MiniLM, ChatGPT lengths)",
-        "reproduced" if tau_l >= 0.5 else "not reproduced", "reproduced if ≥ 0.50"))
-    lo_gain = ratio(sim, "fcfs", "ltr", "normalized_latency_mean")
+        "table ranker_quality", "0.55", f"LTR τ {_fmt(tau_l)} (ChatGPT lengths)",
+        "reproduced" if tau_l >= 0.5 else "not reproduced", "reproduced if ≥ 0.50",
+        "held-out ShareGPT prompts, ChatGPT lengths", "seed spread in ranker_methods_seeds"))
+    lo_load = float(sim["load"].min())
+    informative, share = low_load_informative(sim)
+    hi_int = _ratio_at(sim_s, "fcfs", "ltr", "normalized_latency_mean", top)
+    lo_int = _ratio_at(sim_s, "fcfs", "ltr", "normalized_latency_mean", lo_load)
+    v_hi, _ = gain_verdict(hi_int)
+    no_gain_low = not (math.isfinite(lo_int[1]) and lo_int[1] > 1.1) and not (lo_int[0] > 1.1)
+    if v_hi != REPRODUCED:
+        verdict = f"not reproduced: above saturation {v_hi}"
+    elif not informative:
+        verdict = "partly: the gain above saturation holds; the low-load half is not informative here"
+    else:
+        verdict = REPRODUCED if no_gain_low else "not reproduced: a gain at low load too"
     out.append(Claim(
         "LTR: gains appear only near or above saturation", "LTR baseline [paper]",
         "fig pars_sim_latency_vs_rate", "no gain at low load",
-        f"FCFS/LTR normalized latency at load {lo_gain.index.min():g}: {_fmt(lo_gain.iloc[0])}×, at "
-        f"{lo_gain.index.max():g}: {_fmt(lo_gain.iloc[-1])}×",
-        "reproduced" if lo_gain.iloc[0] < 1.1 <= lo_gain.iloc[-1] else "not reproduced",
-        "reproduced if < 1.1× at the lowest load and ≥ 1.1× at the highest"))
+        f"FCFS/LTR normalized latency at load {lo_load:g}: {fmt_interval(lo_int)}, at {top:g}: "
+        f"{fmt_interval(hi_int)}; FCFS's requests wait {_fmt(100 * share, 2)}% of their E2E at load {lo_load:g}",
+        verdict, "the top load's interval must show a gain (lower end > 1); the low load is judged only if FCFS's "
+        "requests queue there (mean queue delay ≥ 5% of E2E): then no gain means a ratio below 1.1; with no "
+        "queue every policy admits every request at once, so 'no gain' holds by construction",
+        f"simulator {prof}, loads {lo_load:g} and {top:g}", f"t-interval over {n_seeds} seeds"))
 
     # --- EWSJF
-    ew = r.ewsjf_sim
-    gains, shorts, utils = [], [], []
-    for preset, g in ew.groupby("preset", sort=False):
-        x = g.pivot_table(index="load", columns="label", values="total_token_throughput")
-        gain = x["ewsjf"] / x["fcfs"] - 1
-        gains.append((preset, float(gain.max()), float(gain.idxmax())))
-        s = g.pivot_table(index="load", columns="label", values="ttft_short_mean")
-        short = s["fcfs"] / s["ewsjf"]
-        shorts.append((preset, float(short.max()), float(short.idxmax())))
-        u = _top_load(g)
-        utils.append((preset, float(u.loc["fcfs", "utilisation"]), float(u.loc["ewsjf", "utilisation"])))
-    srv = r.ewsjf_serve_split
-    srv_gain = srv.loc["ewsjf", "total_token_throughput"] / srv.loc["fcfs", "total_token_throughput"] - 1
-    srv_short = srv.loc["fcfs", "ttft_short_mean"] / srv.loc["ewsjf", "ttft_short_mean"]
-    best_gain = max(g for _, g, _ in gains)
+    ew, ew_s = r.ewsjf_sim, r.ewsjf_sim_seeds
+    ew_seeds = _seeds(ew_s)
+    ew_prof = r.p["ewsjf_sim_steptime"]
+    prot = r.protocol_gains
+    gains = []
+    for preset, g in ew_s.groupby("preset", sort=False):
+        t = seed_ratios(g, "ewsjf", "fcfs", "total_token_throughput")
+        row = best_row(t)
+        top_fcfs = ew[(ew["preset"] == preset) & np.isclose(ew["load"], ew["load"].max()) & (ew["label"] == "fcfs")]
+        if row is not None:
+            gains.append((preset, row, bool(len(top_fcfs)) and throughput_testable(top_fcfs.iloc[0])))
+    sweep_txt = "; ".join(f"{p}: best {fmt_interval(as_interval(row))}× at load {row['load']:g}"
+                          + ("" if ok else " (not testable: every request served as it arrives)")
+                          for p, row, ok in gains)
+    cond = _best_protocol_gain(prot, "ewsjf")
+    if cond is not None:
+        interval = (1 + cond["mean"] / 100, 1 + cond["ci_low"] / 100, 1 + cond["ci_high"] / 100)
+        verdict, rule = gain_verdict(interval, 1.30)
+        where, op = (f"; authors' protocol and constraint sweeps: best {fmt_interval(interval)}× ({cond['where']})",
+                     "the authors' benchmark protocol (constant arrivals, 100-token outputs, budget 2,048, 128 "
+                     "seqs) and sweeps of KV capacity, token budget and chunked prefill: where admission order can "
+                     "move throughput")
+    else:
+        testable_rows = [(p, row) for p, row, ok in gains if ok]
+        pick = max(testable_rows, key=lambda x: x[1]["ratio"]) if testable_rows else None
+        interval = as_interval(pick[1]) if pick else (math.nan, math.nan, math.nan)
+        verdict, rule = gain_verdict(interval, 1.30)
+        verdict = verdict if pick else "not testable in this setting"
+        where, op = "", f"simulator {ew_prof}, open-loop Poisson sweeps"
     out.append(Claim(
         "EWSJF: > 30% higher end-to-end token throughput than FCFS", "EWSJF [paper]",
-        "fig ewsjf_sweep, ewsjf_serve; tables ewsjf_sim, ewsjf_serve",
-        "> +30%", "; ".join(f"{p}: best {_fmt(100 * g, 2)}% (load {ld:g})" for p, g, ld in gains)
-        + f"; real engine {_fmt(100 * srv_gain, 2)}% (one run per policy)",
-        "reproduced" if best_gain >= 0.30 else "not reproduced", "simulator, best load ≥ +30%"))
-    best_short = max(s for _, s, _ in shorts)
+        "fig ewsjf_sweep, ewsjf_protocol, ewsjf_constraints; tables ewsjf_sim, ewsjf_protocol_gains",
+        "> +30%", f"EWSJF/FCFS token throughput, sweeps: {sweep_txt}{where}", verdict,
+        f"{rule} (+30% − 10%); open-loop runs count only where FCFS falls behind the offered rate",
+        op, f"t-interval over seeds (sweeps: {ew_seeds})"))
+
+    stable = []
+    for preset, g in ew_s.groupby("preset", sort=False):
+        t = seed_ratios(g, "fcfs", "ewsjf", "ttft_short_mean")
+        row = best_row(t, t["load"] <= 1.0) if len(t) else None
+        if row is not None:
+            sjf = _ratio_at(g, "fcfs", "prompt-sjf", "ttft_short_mean", float(row["load"]))
+            stable.append((preset, row, sjf))
+    short_best = max(stable, key=lambda x: x[1]["ratio"]) if stable else None
+    interval = as_interval(short_best[1]) if short_best else (math.nan, math.nan, math.nan)
+    verdict, rule = gain_verdict(interval, 4.0)
+    ours = "; ".join(f"{p}: EWSJF {fmt_interval(as_interval(row))}× at load {row['load']:g}, prompt-length SJF "
+                     f"{fmt_interval(sjf)}×" for p, row, sjf in stable)
+    short = _best_protocol_gain(prot, "ewsjf", metric="ttft_short_speedup", conditions=("benchmark",))
+    if short is not None:
+        ours += f"; authors' protocol: {fmt_interval((short['mean'], short['ci_low'], short['ci_high']))}× " \
+                f"({short['where']})"
+    srv = _serve_ratio(r, "ewsjf", "ttft_short_mean", r.ewsjf_serve_ratios)
     out.append(Claim(
         "EWSJF: up to 4× lower mean TTFT of short requests", "EWSJF [paper]",
-        "fig ewsjf_sweep, ewsjf_serve; tables ewsjf_sim, ewsjf_serve", "up to 4×",
-        "; ".join(f"{p}: up to {_fmt(s)}× (load {ld:g})" for p, s, ld in shorts)
-        + f"; real engine {_fmt(srv_short)}×", "reproduced" if best_short >= 4 * 0.9 else
-        ("partly" if best_short > 1.5 else "not reproduced"), "reproduced if ≥ 3.6× at some load"))
+        "fig ewsjf_sweep, ewsjf_serve, ewsjf_protocol; tables ewsjf_sim, ewsjf_serve, ewsjf_protocol_gains",
+        "up to 4×", f"{ours}; real engine {fmt_interval(srv)}×", verdict,
+        f"{rule}; judged at stable loads only (≤ 1× saturation): under overload FCFS's queue grows without bound "
+        "and any short-first policy passes by hundreds of times; prompt-length SJF shown beside it",
+        f"simulator {ew_prof}, the best stable load; and the authors' protocol", f"t-interval over {ew_seeds} seeds"))
+
+    utils = []
+    for preset, g in ew_s.groupby("preset", sort=False):
+        at = g[np.isclose(g["load"], g["load"].max())]
+        a = t_interval(at[at["label"] == "fcfs"]["utilisation"].to_numpy(float))
+        b = t_interval(at[at["label"] == "ewsjf"]["utilisation"].to_numpy(float))
+        utils.append((preset, a, b))
+    ok = any(b[0] - a[0] >= 0.10 and (not math.isfinite(b[1]) or b[1] > a[2]) for _, a, b in utils)
     out.append(Claim(
         "EWSJF: GPU utilisation ~65% → ~80%", "EWSJF [code PR]", "fig ewsjf_sweep; table ewsjf_sim",
-        "65% → 80%", "; ".join(f"{p}: {_fmt(100 * a, 2)}% → {_fmt(100 * b, 2)}% of the step token budget "
-                               f"(top load)" for p, a, b in utils),
-        "reproduced" if any(b - a >= 0.10 for _, a, b in utils) else "not reproduced",
-        "reproduced if +10 points or more"))
-    rel = [(p, float((g.pivot_table(index="load", columns="label", values="total_token_throughput")
-                      .pipe(lambda x: x["ewsjf-released"] / x["fcfs"] - 1)).max()))
-           for p, g in ew.groupby("preset", sort=False)]
+        "65% → 80%", "share of the step token budget used (not GPU utilisation, which the simulator does not "
+        "model): " + "; ".join(f"{p}: FCFS {fmt_interval(_pct(a), 2)}% → EWSJF {fmt_interval(_pct(b), 2)}%"
+                               for p, a, b in utils),
+        "reproduced" if ok else "not reproduced",
+        "reproduced if EWSJF's mean share is ≥ 10 points higher and the two intervals do not overlap",
+        f"simulator {ew_prof}, top load {ew['load'].max():g}", f"t-interval over {ew_seeds} seeds"))
+
+    rel = []
+    for preset, g in ew_s.groupby("preset", sort=False):
+        row = best_row(seed_ratios(g, "ewsjf-released", "fcfs", "total_token_throughput"))
+        if row is not None:
+            rel.append((preset, row))
+    cond = _best_protocol_gain(prot, "ewsjf-released")
+    pick_int = ((1 + cond["mean"] / 100, 1 + cond["ci_low"] / 100, 1 + cond["ci_high"] / 100) if cond is not None
+                else (as_interval(max(rel, key=lambda x: x[1]["ratio"])[1]) if rel else (math.nan,) * 3))
+    verdict, rule = gain_verdict(pick_int, 1.30)
     out.append(Claim(
         "EWSJF (released code): token throughput +30% to +54% (Llama-2-13B, A100)", "EWSJF [code PR]",
-        "table ewsjf_sim (ewsjf-released)", "+30% to +54%",
-        "; ".join(f"{p}: best {_fmt(100 * g, 2)}%" for p, g in rel),
-        "reproduced" if max(g for _, g in rel) >= 0.30 else "not reproduced", "best load ≥ +30%"))
-    final = float(r.trials["best_so_far"].iloc[-1])
-    first = float(r.trials["value"].iloc[0])
-    span = max(abs(final - first), 1e-12)
-    reach = int(r.trials.loc[r.trials["best_so_far"] >= final - 0.05 * span, "trial"].iloc[0])
+        "table ewsjf_sim (ewsjf-released), ewsjf_protocol_gains", "+30% to +54%",
+        "; ".join(f"{p}: best {fmt_interval(as_interval(row))}×" for p, row in rel)
+        + (f"; authors' protocol and sweeps: {fmt_interval(pick_int)}× ({cond['where']})" if cond is not None
+           else ""), verdict, rule,
+        "the authors' protocol where it ran, else the open-loop sweeps", "t-interval over seeds"))
+
+    values = r.trials.sort_values("trial")["value"].to_numpy(float)
+    noise = (r.tune_noise[r.tune_noise["params"] == "defaults"]["value"].std(ddof=1)
+             if r.tune_noise is not None and len(r.tune_noise) else math.nan)
+    verdict, reach, rule = convergence_verdict(values, float(noise))
+    held = _held_out_gain(r.tune_noise)
     out.append(Claim(
         "EWSJF meta-optimisation converges in 5–8 trials", "EWSJF [paper]",
-        "fig ewsjf_convergence; table ewsjf_tuning", "5–8 trials",
-        f"R {_fmt(first)} (defaults, trial 0) → {_fmt(final)}; within 5% of the final gain at trial {reach} "
-        f"of {len(r.trials)}", "reproduced" if final > first and reach <= 8 else
-        ("not reproduced" if final > first else "no gain over the defaults"),
-        "reproduced if R improves and 95% of the gain is reached by trial 8"))
+        "fig ewsjf_convergence; tables ewsjf_tuning, ewsjf_tuning_noise", "5–8 trials",
+        f"R {_fmt(values[0])} (defaults, trial 1) → {_fmt(np.nanmax(values))} over {len(values)} trials; 95% of "
+        f"the gain by trial {reach}; re-evaluation noise sd {_fmt(noise)}; tuned − defaults on unseen draws "
+        f"{fmt_interval(held)}", verdict, rule,
+        f"the tuning workload (100-2000 mix at {r.p['ewsjf_tune_load']} × saturation, its own draw)",
+        "noise: sd of R over further tuning draws; held-out gain: t-interval over them"))
 
     # --- neither paper
     h = r.h2h[np.isclose(r.h2h["load"], r.h2h["load"].max())]
-    best = {w: g.drop(g.index[g["label"] == "oracle-sjf"]).sort_values("normalized_latency_mean")["label"]
-            .iloc[0] for w, g in h.groupby("workload", sort=False)}
+    best_h = {w: g.drop(g.index[g["label"] == "oracle-sjf"]).sort_values("normalized_latency_mean").iloc[0]
+              for w, g in h.groupby("workload", sort=False)}
+    has_ci = "normalized_latency_mean_ci_low" in h.columns
     out.append(Claim(
         "Head to head (neither paper): best non-oracle policy per workload at the top load",
         "this artifact", "fig headtohead; table headtohead", "—",
-        "; ".join(f"{w}: {b}" for w, b in best.items()), "measured", "lowest mean normalized latency"))
+        "; ".join(f"{w}: {b['label']}" + (f" ({fmt_interval((b['normalized_latency_mean'], b['normalized_latency_mean_ci_low'], b['normalized_latency_mean_ci_high']))} s/token)" if has_ci else "")  # noqa: E501
+                  for w, b in best_h.items()), "measured", "lowest mean normalized latency",
+        f"simulator, load {r.h2h['load'].max():g}",
+        f"t-interval over {_seeds(r.h2h_seeds)} seeds" if has_ci else "one seed: no interval"))
     errs = r.agreement_t[[c for c in r.agreement_t if c.endswith("_err")]].abs()
+    meta = r.agreement_meta
     out.append(Claim(
         "Simulator vs real engine (neither paper): same policy code, same workload", "this artifact",
         "fig sim_vs_engine; table sim_vs_engine", "—",
         "mean |relative error|: " + ", ".join(f"{c[:-4]} {_fmt(100 * errs[c].mean(), 2)}%" for c in errs),
-        "measured", "(sim − real) / real per policy"))
+        "measured", "(sim − real) / real per policy",
+        f"the serve stage's runs, simulated with {meta.get('profile')}"
+        + (f" measured {meta['measured_at']}" if meta.get("measured_at") else "")
+        + (" (calibrated on this machine after the runs)" if meta.get("measured_after_the_runs") else ""),
+        "per policy and run"))
     return out
 
+
+def _best_protocol_gain(gains: pd.DataFrame | None, label: str, metric: str = "throughput_gain_pct",
+                        conditions: tuple[str, ...] | None = None) -> dict | None:
+    """The condition of the EWSJF protocol/constraint tables (columns stage, label, metric, mean, ci_low,
+    ci_high, and the condition's columns) with the best mean of `metric` for `label`, and a text naming it."""
+    if gains is None or not len(gains):
+        return None
+    t = gains[(gains["label"] == label) & (gains["metric"] == metric)]
+    if conditions is not None and "stage" in t.columns:
+        t = t[t["stage"].isin(conditions)]
+    t = t[np.isfinite(t["mean"])]
+    if t.empty:
+        return None
+    row = t.loc[t["mean"].idxmax()]
+    skip = {"label", "metric", "mean", "ci_low", "ci_high", "n_seeds"}
+    where = ", ".join(f"{k} {row[k]}" for k in t.columns if k not in skip and pd.notna(row[k]))
+    return {"mean": float(row["mean"]), "ci_low": float(row["ci_low"]), "ci_high": float(row["ci_high"]),
+            "where": where}
+
+
+def _held_out_gain(noise: pd.DataFrame | None) -> Interval:
+    """Tuned − default objective per unseen tuning draw, with a t-interval over the draws."""
+    if noise is None or not len(noise):
+        return math.nan, math.nan, math.nan
+    x = noise.pivot_table(index="seed", columns="params", values="value")
+    if not {"defaults", "tuned"} <= set(x.columns):
+        return math.nan, math.nan, math.nan
+    return t_interval((x["tuned"] - x["defaults"]).to_numpy(float))

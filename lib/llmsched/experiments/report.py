@@ -91,9 +91,35 @@ class Report:
         self.online_summary = pq(self._need(f"{ew}/online/summary.parquet", 5))
         self.ewsjf_sim = pd.concat([pq(self._need(f"{ew}/sim/{preset}/summary.parquet", 5))
                                     for preset in self.p["ewsjf_presets"]], ignore_index=True)
+        # repetitions and intervals (older results without them: one seed / one run, no interval)
+        self.pars_sim_seeds = self._per_seed(f"{pars}/sim/per_seed.parquet", self.pars_sim)
+        self.proxy_seeds = self._per_seed(f"{pars}/sim_proxy/per_seed.parquet", self.proxy)
+        self.ewsjf_sim_seeds = pd.concat(
+            [self._per_seed(f"{ew}/sim/{preset}/per_seed.parquet", self.ewsjf_sim[self.ewsjf_sim["preset"] == preset])
+             .assign(preset=preset) for preset in self.p["ewsjf_presets"]], ignore_index=True)
+        self.h2h_seeds = pd.concat([self._per_seed(f"{h2h}/{w}/per_seed.parquet", self.h2h[self.h2h["workload"] == w])
+                                    .assign(workload=w) for w in ("sharegpt", "mixed")], ignore_index=True)
+        self.serve_ratios = self._optional(f"{pars}/serve/ratios.parquet")
+        self.ewsjf_serve_ratios = self._optional(f"{ew}/serve/ratios.parquet")
+        self.serve_repeats = int(self.p.get("pars_serving_repeats", 1) or 1)
+        self.tune_noise = self._optional(f"{ew}/tune/noise.parquet")
+        protocol = [self._optional(f"{ew}/protocol/{stage}/gains.parquet") for stage in ("benchmark", "sweeps")]
+        self.protocol_gains = (pd.concat([t.assign(stage=stage) for t, stage in zip(protocol, ("benchmark", "sweeps"),
+                                                                                     strict=True) if t is not None],
+                                         ignore_index=True) if any(t is not None for t in protocol) else None)
         self.serve_runs = self._runs(self.serve_dir)
         self.ewsjf_runs = self._runs(self.ewsjf_serve_dir)
         self.ewsjf_serve_split = self._ewsjf_serve_split()
+
+    def _optional(self, rel: str) -> pd.DataFrame | None:
+        """A table that only newer or larger runs write (paired ratios, re-evaluations), else None."""
+        path = self.root / rel.format(p=self.profile)
+        return pd.read_parquet(path) if path.exists() else None
+
+    def _per_seed(self, rel: str, summary: pd.DataFrame) -> pd.DataFrame:
+        """A sweep's per-seed rows; a single-seed sweep's summary stands in for them (no interval then)."""
+        t = self._optional(rel)
+        return summary if t is None else t
 
     @staticmethod
     def _runs(folder: Path) -> pd.DataFrame:
