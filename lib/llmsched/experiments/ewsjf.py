@@ -379,12 +379,24 @@ class EWSJFExperiments:
         reqs, sample, data = self.serve_workloads(records, load_model_tokenizer(self.s.model))
         (self.out / "serve").mkdir(parents=True, exist_ok=True)
         (self.out / "serve" / "data.json").write_text(json.dumps(data, indent=2) + "\n")
-        prof = self.s.serving_steptime
+        engine = EngineConfig(model=self.s.model, seed=self.s.seed, max_model_len=2304,
+                              max_num_seqs=self.s.serving_max_num_seqs)
+        # NOTE: C_prefill from a measured CPU profile holds only on the machine state that measured it: the profile
+        # is checked against this engine's speed probe first (llmsched.serving.probe; a stale one warns by
+        # default, "recalibrate" measures this engine and EWSJF uses that), the check kept in prefill_profile.json
+        from llmsched.sim import load_profile
+
+        prof: Any = self.s.serving_steptime
+        checked = load_profile(prof, check_against=engine, calibration_dir=self.out / "serve" / "calibration",
+                               on_mismatch=getattr(self.s, "serving_on_mismatch", "warn"))
+        if checked.check is not None:
+            if checked.check.recalibrated_from is not None:
+                prof = str(checked.path)
+            (self.out / "serve" / "prefill_profile.json").write_text(json.dumps(
+                {**checked.provenance(), "check": checked.check.to_dict()}, indent=2, default=str) + "\n")
         specs = {"fcfs": PolicySpec("fcfs", {}), "prompt-sjf": PolicySpec("prompt-sjf", {}),
                  **ewsjf_specs(sample, prof, self.s.max_queues)}
         specs = select_policies(specs, self.s.serving_policies)
-        engine = EngineConfig(model=self.s.model, seed=self.s.seed, max_model_len=2304,
-                              max_num_seqs=self.s.serving_max_num_seqs)
         table = compare_policies(reqs, engine, specs, self.out / "serve", run=RunConfig(mode="replay"))
         table.insert(0, "label", table.index)
         return table.reset_index(drop=True)
