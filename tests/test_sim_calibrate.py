@@ -169,6 +169,8 @@ def test_calibration_smoke_on_tiny_model(tiny_model, tmp_path) -> None:
     assert eng["num_blocks"] > 100 and eng["block_size"] > 0
     meta = data["calibration"]
     assert meta["vllm_version"] == "0.32.0" and meta["machine"]["nproc"] >= 1 and meta["num_steps"] >= 6
+    assert meta["measured_at"].startswith(meta["date"]) and prof.measured
+    assert prof.provenance()["measured_at"] == meta["measured_at"]
     steps = pd.read_parquet(tmp_path / "steps" / "steps.parquet")
     assert len(steps) == meta["num_steps"] and (steps.cycle_s.dropna() > 0).all()
     assert (steps.kind == "prefill").any() and (steps.kind == "decode").any()
