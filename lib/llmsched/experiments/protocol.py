@@ -8,7 +8,9 @@ change throughput at all.
 
 The protocol (the authors' released benchmarks on their vLLM 0.11 fork, PAPERS.md):
 - chunked prefill on, max_num_batched_tokens 2,048 (vLLM 0.11's engine default; 7,000 in a later script),
-  max_num_seqs 128;
+  max_num_seqs 128; admission checks only the KV blocks of a waiting request's first chunk, as vLLM 0.11 did
+  (full-prompt admission, `scheduler_reserve_full_isl`, came later, vLLM PR #37307, and is 0.32's default):
+  `ewsjf_protocol_reserve_full_prompt` (default False);
 - constant-interval arrivals at 10 and 20 req/s (`ewsjf_protocol_rates`);
 - synthetic prompts of 100-2,000 and 100-16,000 tokens (`ewsjf_protocol_presets`), uniform lengths by default;
 - max_tokens 100; the outputs are taken as exactly 100 tokens ("fixed", the benchmark forces no EOS) or drawn
@@ -80,7 +82,8 @@ RUN_METRICS = ("throughput", "request_throughput", "ttft_mean", "ttft_short_mean
                "makespan")
 # policy vs FCFS on the same requests (paired by seed): throughput gain in %, and FCFS / policy for latencies
 GAIN_METRICS = ("throughput_gain_pct", "ttft_speedup", "ttft_short_speedup", "e2e_speedup")
-CONDITION = ("steptime", "preset", "rate", "sweep", "num_blocks", "max_num_batched_tokens", "chunked_prefill")
+CONDITION = ("steptime", "preset", "rate", "sweep", "num_blocks", "max_num_batched_tokens", "chunked_prefill",
+             "reserve_full_prompt")
 TEST_PARAMS: dict[str, Any] = {  # a protocol small enough for tests (seconds): profile keys
     "ewsjf_protocol_steptimes": ["a100-80gb_llama-2-13b"], "ewsjf_protocol_presets": ["100-2000"],
     "ewsjf_protocol_rates": [20.0], "ewsjf_protocol_n": 80, "ewsjf_protocol_seeds": 3,
@@ -221,7 +224,8 @@ class Job:
         return {"steptime": self.steptime, "preset": self.preset, "rate": self.rate, "sweep": self.sweep,
                 "num_blocks": self.engine["num_blocks"],
                 "max_num_batched_tokens": self.engine["max_num_batched_tokens"],
-                "chunked_prefill": self.engine["chunked_prefill"]}
+                "chunked_prefill": self.engine["chunked_prefill"],
+                "reserve_full_prompt": self.engine["reserve_full_prompt"]}
 
 
 @lru_cache(maxsize=8)
@@ -328,6 +332,8 @@ def check_settings(s: EWSJFSettings) -> None:
         load_profile(name)  # FileNotFoundError / ValueError naming the profile
     if not s.protocol_steptimes:
         raise bad("protocol_steptimes", "a non-empty list of step-time profiles")
+    if not isinstance(s.protocol_reserve_full_prompt, bool):
+        raise bad("protocol_reserve_full_prompt", "true or false")
     if s.protocol_outputs not in OUTPUT_MODES:
         raise bad("protocol_outputs", f"one of {', '.join(OUTPUT_MODES)}")
     if s.protocol_prompts not in DISTRIBUTIONS:
@@ -385,13 +391,14 @@ class ProtocolExperiments:
     def engine(self, steptime: str, preset: str, *, num_blocks: int = 0, budget: int | None = None,
                chunked: bool = True) -> dict[str, Any]:
         """SimConfig fields of a condition: the profile's KV cache (or num_blocks), the protocol's
-        max_num_seqs and budget, max_model_len = the preset's longest prompt + max_tokens."""
+        max_num_seqs, budget and admission check (reserve_full_prompt), max_model_len = the preset's longest
+        prompt + max_tokens."""
         prof = _profile(steptime)
         cfg = prof.sim_config(num_blocks=num_blocks or prof.engine["num_blocks"],
                               max_num_seqs=self.s.protocol_max_num_seqs,
                               max_num_batched_tokens=budget or self.s.protocol_max_num_batched_tokens,
                               max_model_len=preset_range(preset)[1] + self.s.protocol_max_tokens,
-                              chunked_prefill=chunked)
+                              chunked_prefill=chunked, reserve_full_prompt=self.s.protocol_reserve_full_prompt)
         return cfg.to_dict()
 
     def _jobs(self, stage: str, plan: _Plan, steptime: str, preset: str, rate: float, sweep: str, n: int,

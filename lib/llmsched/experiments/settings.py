@@ -170,6 +170,8 @@ class EWSJFSettings(_Settings):
     protocol_outputs: str = "fixed"  # fixed: every request generates max_tokens; uniform: drawn in [1, max_tokens]
     protocol_max_num_batched_tokens: int = 2048  # token budget (vLLM 0.11's default; the later script: 7000)
     protocol_max_num_seqs: int = 128
+    protocol_reserve_full_prompt: bool = False  # admission checks the whole prompt's KV blocks (vLLM's
+    # scheduler_reserve_full_isl, vLLM PR #37307, default in 0.32); False: the first chunk's, as vLLM 0.11 did
     protocol_policies: tuple[str, ...] = ("fcfs", "prompt-sjf", "ewsjf")  # compared labels (fcfs: the baseline)
     protocol_scoring_delay_s: float = 0.0  # > 0: also EWSJF with this wait added to every step ("ewsjf+wait")
     protocol_sweep_steptime: str = "a100-80gb_llama-2-13b"  # sweeps: profile, preset, rate, requests per run
