@@ -158,6 +158,14 @@ def test_tiny_protocol_writes_tables_with_intervals(tmp_path) -> None:
     assert record["seeds"] == [0, 1, 2] and record["settings"]["protocol_n"] == 50
     assert record["skipped"] and record["skipped"][0]["max_num_batched_tokens"] == 1024
     assert {c["engine"]["chunked_prefill"] for c in record["conditions"]} == {True, False}
+    # the figures draw the paper's +30 % as a reference line
+    from llmsched.analysis import figures
+
+    figs = (figures.protocol_benchmark(bench["gains"]), figures.protocol_sweeps(sweeps["gains"], sweeps["summary"]))
+    for fig in figs:
+        refs = [line for ax in fig.axes for line in ax.get_lines() if list(line.get_ydata()) == [30.0, 30.0]]
+        assert refs and all(line.get_label() == "paper: > +30 %" for line in refs)
+        figures.plt.close(fig)
 
 
 def test_settings_are_checked() -> None:

@@ -342,3 +342,106 @@ def overheads(costs: pd.DataFrame, ranker_ms: pd.DataFrame | None = None) -> plt
         axes[0, 1].set_xlabel("ms per request (scoring, batched, before the engine)")
     fig.tight_layout()
     return fig
+
+
+# --- EWSJF under the authors' benchmark protocol (llmsched.experiments.protocol) ------------------------------------
+
+PAPER_THROUGHPUT_GAIN_PCT = 30.0  # EWSJF's claim: > 30 % higher end-to-end throughput than FCFS
+PAPER_TTFT_SHORT_SPEEDUP = 4.0  # ... and up to 4x lower mean TTFT of short requests
+
+
+def _yerr(t: pd.DataFrame) -> np.ndarray:
+    """Asymmetric error bars from mean / ci_low / ci_high (0 where an interval is undefined)."""
+    lo = (t["mean"] - t["ci_low"]).fillna(0).clip(lower=0).to_numpy()
+    hi = (t["ci_high"] - t["mean"]).fillna(0).clip(lower=0).to_numpy()
+    return np.vstack([lo, hi])
+
+
+def protocol_benchmark(gains: pd.DataFrame) -> plt.Figure:
+    """The authors' protocol in the simulator: each policy's throughput gain over FCFS (%) and short-request TTFT
+    speed-up (FCFS / policy), per profile (columns) and preset @ rate (x), mean over seeds with 95 % t-intervals;
+    the paper's +30 % and 4x as reference lines. `gains`: protocol/benchmark/gains.parquet."""
+    rows = {"throughput_gain_pct": ("output-token throughput vs FCFS (%)", 0.0, PAPER_THROUGHPUT_GAIN_PCT,
+                                    "paper: > +30 %"),
+            "ttft_short_speedup": ("mean TTFT of short prompts, FCFS / policy (x)", 1.0, PAPER_TTFT_SHORT_SPEEDUP,
+                                   "paper: up to 4x")}
+    profiles = list(dict.fromkeys(gains["steptime"]))
+    labels = _order(gains["label"])
+    colours = palette(labels)
+    fig, axes = plt.subplots(len(rows), len(profiles), figsize=(4.6 * len(profiles), 3.4 * len(rows)),
+                             squeeze=False, sharey="row")
+    for c, prof in enumerate(profiles):
+        for r, (metric, (ylabel, base, ref, ref_label)) in enumerate(rows.items()):
+            ax = axes[r, c]
+            t = gains[(gains["steptime"] == prof) & (gains["metric"] == metric)]
+            groups = list(dict.fromkeys(zip(t["preset"], t["rate"], strict=True)))
+            width = 0.8 / max(len(labels), 1)
+            for k, label in enumerate(labels):
+                part = t[t["label"] == label].set_index(["preset", "rate"]).reindex(groups)
+                xs = np.arange(len(groups)) + (k - (len(labels) - 1) / 2) * width
+                ax.bar(xs, part["mean"].to_numpy(float) - base, width, bottom=base, yerr=_yerr(part), capsize=3,
+                       color=colours[label], label=label)
+            ax.set_xticks(range(len(groups)), [f"{p} tokens\n@ {rate:g} req/s" for p, rate in groups], fontsize=8)
+            ax.axhline(base, color="grey", lw=0.8)
+            ax.axhline(ref, color="crimson", ls="--", lw=1, label=ref_label)
+            ax.set_ylabel(ylabel if c == 0 else "")
+            if r == 0:
+                ax.set_title(prof, fontsize=10)
+    for r in range(len(rows)):
+        axes[r, -1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
+    budgets = ", ".join(f"{b:,}" for b in sorted(set(gains["max_num_batched_tokens"])))
+    fig.suptitle("EWSJF and prompt-length SJF vs FCFS under the authors' protocol (simulator: constant arrivals, "
+                 f"token budget {budgets}; mean and 95 % CI over prompt draws)", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def protocol_sweeps(gains: pd.DataFrame, summary: pd.DataFrame) -> plt.Figure:
+    """Where admission order can change throughput: the gain over FCFS (%), each policy's throughput (tok/s) and
+    FCFS's wasted capacity (recomputed share of scheduled tokens, idle share of the token budget) against the KV
+    cache (num_blocks) and the token budget, chunked prefill on (solid) and off (dashed); 95 % t-interval bands
+    over seeds, the paper's +30 % as a reference line. `gains`, `summary`: protocol/sweeps/*.parquet."""
+    sweeps = {"kv_blocks": ("num_blocks", "KV cache (blocks of 16 tokens)"),
+              "budget": ("max_num_batched_tokens", "token budget (max_num_batched_tokens)")}
+    labels = _order(summary["label"])
+    colours = palette(labels)
+    styles = {True: "-", False: "--"}
+    waste = {"recomputed_share": "recomputed tokens / scheduled", "budget_idle_share": "idle budget share"}
+    fig, axes = plt.subplots(3, len(sweeps), figsize=(5.4 * len(sweeps), 9.6), squeeze=False)
+
+    def band(ax, t: pd.DataFrame, x: str, colour, ls: str, label: str) -> None:
+        t = t.sort_values(x)
+        ax.plot(t[x], t["mean"], ls, marker="o", ms=3, color=colour, label=label)
+        ax.fill_between(t[x], t["ci_low"], t["ci_high"], color=colour, alpha=0.15, lw=0)
+
+    for c, (sweep, (x, xlabel)) in enumerate(sweeps.items()):
+        g, s = gains[gains["sweep"] == sweep], summary[summary["sweep"] == sweep]
+        for chunked, ls in styles.items():
+            on = "chunked prefill on" if chunked else "chunked prefill off"
+            gg, ss = g[g["chunked_prefill"] == chunked], s[s["chunked_prefill"] == chunked]
+            for label in labels:
+                if label != "fcfs":
+                    band(axes[0, c], gg[(gg["label"] == label) & (gg["metric"] == "throughput_gain_pct")], x,
+                         colours[label], ls, f"{label}, {on}")
+                band(axes[1, c], ss[(ss["label"] == label) & (ss["metric"] == "throughput")], x, colours[label], ls,
+                     f"{label}, {on}")
+            for k, (metric, name) in enumerate(waste.items()):
+                band(axes[2, c], ss[(ss["label"] == "fcfs") & (ss["metric"] == metric)], x, f"C{k}", ls,
+                     f"FCFS {name}, {on}")
+        axes[0, c].axhline(0, color="grey", lw=0.8)
+        axes[0, c].axhline(PAPER_THROUGHPUT_GAIN_PCT, color="crimson", ls="--", lw=1, label="paper: > +30 %")
+        axes[0, c].set_ylabel("output-token throughput vs FCFS (%)")
+        axes[1, c].set_ylabel("output-token throughput (tok/s)")
+        axes[2, c].set_ylabel("share of FCFS's capacity")
+        for r in range(3):
+            axes[r, c].set_xscale("log", base=2)
+            axes[r, c].set_xlabel(xlabel)
+        axes[0, c].set_title(f"sweep of the {xlabel.split(' (')[0]}", fontsize=10)
+    for r in range(3):
+        axes[r, -1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
+    first = summary.iloc[0]
+    fig.suptitle(f"When can admission order raise throughput? EWSJF and prompt-length SJF vs FCFS on "
+                 f"{first['steptime']}, {first['preset']}-token prompts at {first['rate']:g} req/s (simulator; mean "
+                 "and 95 % CI over prompt draws)", fontsize=10)
+    fig.tight_layout()
+    return fig
