@@ -96,7 +96,7 @@ def test_rate_sweep_light_load_to_overload(tmp_path):
 @pytest.mark.vllm
 def test_ranker_scores_reach_the_real_engine_and_order_admission(tiny_model, tmp_path):
     from llmsched.serving.engine import EngineConfig
-    from llmsched.serving.experiment import compare_policies
+    from llmsched.serving.experiment import compare_policies, run_dir
     from llmsched.serving.runner import RunConfig
 
     blocker = blocker_request()
@@ -110,7 +110,7 @@ def test_ranker_scores_reach_the_real_engine_and_order_admission(tiny_model, tmp
                      run=RunConfig(progress=False))
 
     def order(label: str) -> list[str]:
-        return admission_order(pd.read_parquet(tmp_path / label / "requests.parquet"))
+        return admission_order(pd.read_parquet(run_dir(tmp_path, label, 0) / "requests.parquet"))
 
     assert order("rk") == [r.request_id for r in sorted(queued, key=lambda r: r.output_tokens)]
     # with a guard of one admission, the oldest waiting request goes next after every admission

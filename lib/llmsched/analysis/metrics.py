@@ -22,12 +22,19 @@ Per run (`summarize`):
     slo_attainment          (ok requests meeting every threshold of the SLO) / n_requests; failed, rejected
                             and timed-out requests count as misses; NaN when n_requests == 0
 Throughputs are 0 when makespan is not a positive number (no ok request, empty frame).
+
+Repeated runs of each label (policy) on the same requests (`compare_repeats`, `paired_ratios`): point estimates
+are means over runs of each run's metric, with intervals from llmsched.analysis.intervals (a two-stage bootstrap
+over runs and requests for means over requests, a t-interval over runs for other per-run numbers), and paired
+ratios against a baseline label (run k with run k, requests by id).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -174,3 +181,126 @@ def compare(runs: dict[str, pd.DataFrame], slo: SLO | None = None) -> pd.DataFra
     """One row per run label (e.g. policy; index named "run", in insertion order) with SUMMARY_COLUMNS."""
     rows = [summarize(df, slo) for df in runs.values()]
     return pd.DataFrame(rows, columns=SUMMARY_COLUMNS, index=pd.Index(list(runs), name="run"))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Repeated runs: point estimates with intervals, and paired ratios against a baseline
+# ---------------------------------------------------------------------------------------------------------
+
+COUNT_COLUMNS = ("n_requests", "n_ok", "n_failed", "n_rejected", "n_timeout")
+MEAN_METRICS = tuple(f"{m}_mean" for m in LATENCY_METRICS)  # each a mean over a run's requests
+GROUP_METRICS = ("ttft", "e2e")  # per-request metrics also averaged within each request group
+RequestGroups = Mapping[str, Callable[[pd.DataFrame], Any]]
+
+
+def group_columns(groups: RequestGroups | None) -> list[str]:
+    """The per-group mean columns `<metric>_<group>_mean` (e.g. ttft_short_mean) of `groups`."""
+    return [f"{m}_{g}_mean" for g in (groups or {}) for m in GROUP_METRICS]
+
+
+def request_values(df: pd.DataFrame, groups: RequestGroups | None = None) -> dict[str, pd.Series]:
+    """The per-request values behind each mean-over-requests metric of a run, indexed by request id.
+
+    `<m>_mean` -> m of the ok requests with a defined value (m in LATENCY_METRICS); with `groups` (name -> a
+    function of the per-request frame returning a boolean mask, e.g. short prompts), also
+    `<m>_<name>_mean` -> m of those ok requests in the group (m in GROUP_METRICS). The mean of each Series is
+    the run's metric (summarize's `<m>_mean`, or the group mean)."""
+    m = per_request(df)
+    ok = (m["status"] == OK).to_numpy()
+    ids = m["request_id"].astype(str) if "request_id" in m.columns else pd.Series(m.index.astype(str))
+    index = pd.Index(ids.to_numpy(), name="request_id")
+    masks = {"": ok, **{f"_{g}": ok & np.asarray(select(m), dtype=bool) for g, select in (groups or {}).items()}}
+    out: dict[str, pd.Series] = {}
+    for suffix, mask in masks.items():
+        for name in LATENCY_METRICS if suffix == "" else GROUP_METRICS:
+            v = pd.Series(m[name].to_numpy(dtype=float), index=index, name=f"{name}{suffix}_mean")[mask]
+            out[f"{name}{suffix}_mean"] = v[np.isfinite(v.to_numpy())]
+    return out
+
+
+def run_summary(df: pd.DataFrame, slo: SLO | None = None,
+                groups: RequestGroups | None = None) -> dict[str, float | int]:
+    """`summarize` plus the per-group means of `groups` (`request_values`; NaN for an empty group)."""
+    res = summarize(df, slo)
+    values = request_values(df, groups)
+    for col in group_columns(groups):
+        v = values[col]
+        res[col] = float(v.mean()) if len(v) else math.nan
+    return res
+
+
+def compare_repeats(runs: Mapping[str, Sequence[pd.DataFrame]], slo: SLO | None = None,
+                    groups: RequestGroups | None = None, *, level: float = 0.95, seed: int = 0,
+                    n_boot: int | None = None) -> pd.DataFrame:
+    """One row per label (index "label", insertion order) over that label's repeated runs.
+
+    Columns: SUMMARY_COLUMNS (+ group means) as point estimates, each the MEAN OVER RUNS of the run's metric
+    (a run's e2e_mean is the mean over its requests, so e2e_mean here is the mean of the runs' means);
+    `n_runs`; and `<metric>_ci_low` / `<metric>_ci_high`, a `level` interval:
+      - metrics that are means over requests (MEAN_METRICS, group means): `intervals.bootstrap_runs`, a
+        two-stage bootstrap over runs and over requests within runs
+      - every other per-run number (percentiles, queue_delay_max, makespan, throughputs, goodput,
+        slo_attainment): `intervals.t_interval` over the runs' values (the spread between runs only)
+      - counts (COUNT_COLUMNS): no interval
+    With one run every bound is NaN: one run says nothing about the drift between runs. `n_boot`: bootstrap
+    draws (default intervals.N_BOOT)."""
+    from llmsched.analysis.intervals import N_BOOT, bootstrap_runs, t_interval
+
+    means = [*MEAN_METRICS, *group_columns(groups)]
+    point_cols = [*SUMMARY_COLUMNS, *group_columns(groups)]
+    per_run = [c for c in point_cols if c not in COUNT_COLUMNS and c not in means]
+    rows = []
+    for label, frames in runs.items():
+        if not frames:
+            raise ValueError(f"compare_repeats: label {label!r} has no runs")
+        summaries = pd.DataFrame([run_summary(f, slo, groups) for f in frames], columns=point_cols)
+        row: dict[str, Any] = {c: float(summaries[c].mean()) for c in point_cols}
+        row["n_runs"] = len(frames)
+        values = [request_values(f, groups) for f in frames]
+        for c in means:
+            _, row[f"{c}_ci_low"], row[f"{c}_ci_high"] = bootstrap_runs([v[c] for v in values], level=level,
+                                                                         seed=seed, n_boot=n_boot or N_BOOT)
+        for c in per_run:
+            _, row[f"{c}_ci_low"], row[f"{c}_ci_high"] = t_interval(summaries[c].to_numpy(float), level)
+        rows.append(row)
+    ci = [f"{c}_{s}" for c in point_cols if c not in COUNT_COLUMNS for s in ("ci_low", "ci_high")]
+    return pd.DataFrame(rows, columns=[*point_cols, "n_runs", *ci], index=pd.Index(list(runs), name="label"))
+
+
+RATIO_COLUMNS = ["label", "baseline", "metric", "ratio", "ci_low", "ci_high", "n_runs"]
+
+
+def paired_ratios(runs: Mapping[str, Sequence[pd.DataFrame]], baseline: str = "fcfs",
+                  groups: RequestGroups | None = None, *, level: float = 0.95, seed: int = 0,
+                  n_boot: int | None = None) -> pd.DataFrame:
+    """Each label's mean-over-requests metrics against `baseline`'s, one row per (label, metric).
+
+    ratio = baseline mean / label mean (> 1: the label's mean is lower, i.e. better for a latency), from
+    `intervals.paired_ratio`: run k of the baseline paired with run k of the label (they ran back to back) and
+    requests paired by id, with its two-stage paired bootstrap interval (NaN bounds with one run; NaN
+    throughout when a pair of runs shares no request with a value, e.g. an empty group). Raises ValueError when
+    `baseline` is not a label or a label's number of runs differs from the baseline's. `n_boot`: bootstrap draws
+    (default intervals.N_BOOT)."""
+    from llmsched.analysis.intervals import N_BOOT, paired_ratio
+
+    if baseline not in runs:
+        raise ValueError(f"paired_ratios: baseline {baseline!r} is not among the labels {list(runs)}")
+    metrics = [*MEAN_METRICS, *group_columns(groups)]
+    base = [request_values(f, groups) for f in runs[baseline]]
+    rows = []
+    for label, frames in runs.items():
+        if label == baseline:
+            continue
+        if len(frames) != len(base):
+            raise ValueError(f"paired_ratios: {label!r} has {len(frames)} runs, {baseline!r} {len(base)}; runs "
+                             "pair by position")
+        other = [request_values(f, groups) for f in frames]
+        for metric in metrics:
+            try:
+                est, lo, hi = paired_ratio([b[metric] for b in base], [o[metric] for o in other], level=level,
+                                           seed=seed, n_boot=n_boot or N_BOOT)
+            except ValueError:  # a pair of runs without a common request (an empty group)
+                est = lo = hi = math.nan
+            rows.append({"label": label, "baseline": baseline, "metric": metric, "ratio": est, "ci_low": lo,
+                         "ci_high": hi, "n_runs": len(frames)})
+    return pd.DataFrame(rows, columns=RATIO_COLUMNS)

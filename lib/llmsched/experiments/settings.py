@@ -115,6 +115,7 @@ class PARSSettings(_Settings):
     serving_rate: float = 20.0  # ... Poisson arrivals at this rate (req/s) ...
     serving_max_output_tokens: int = 256  # ... whose ChatGPT response is at most this long
     serving_policies: tuple[str, ...] | None = None  # labels served (None: all)
+    serving_repeats: int = 1  # runs per policy, interleaved (A B C A B C ...): intervals need >= 2
     serving_ewsjf: bool = False  # EWSJF on the same workload (the head-to-head on the real engine)
     agreement_steptime: str = "cpu-gemma-3-270m"  # step-time profile the simulator replays the serve runs with
     agreement_calibrate: bool = False  # instead, measure this engine's step times right after the runs
@@ -128,7 +129,8 @@ class PARSSettings(_Settings):
         _seed_count(self, "sim_seeds")
         super().__post_init__()
         _positive(self, "n_train", "n_test", "max_prompt_tokens", "collect_samples", "collect_max_tokens",
-                  "collect_max_num_seqs", "sim_n", "serving_n", "serving_rate", "serving_max_output_tokens")
+                  "collect_max_num_seqs", "sim_n", "serving_n", "serving_rate", "serving_max_output_tokens",
+                  "serving_repeats")
         if self.proxy_pool < 0 or self.collect_train < 0 or self.collect_test < 0:
             raise ValueError(f"pars_proxy_pool, pars_collect_train and pars_collect_test must be >= 0, got "
                              f"{self.proxy_pool}, {self.collect_train}, {self.collect_test}")
@@ -158,6 +160,7 @@ class EWSJFSettings(_Settings):
     serving_n: int = 12  # real engine: requests of the 100-2000 mix cut from ShareGPT text ...
     serving_rate: float = 20.0  # ... at this rate (req/s)
     serving_policies: tuple[str, ...] | None = None  # labels served (None: all)
+    serving_repeats: int = 1  # runs per policy, interleaved (A B C A B C ...): intervals need >= 2
 
     # EWSJF under the authors' benchmark protocol (llmsched.experiments.protocol, which checks these values)
     protocol_steptimes: tuple[str, ...] = ("a100-80gb_llama-2-13b", "a100-80gb_llama-3-8b", "h100-sxm_llama-3-8b")
@@ -186,8 +189,7 @@ class EWSJFSettings(_Settings):
         _seed_count(self, "sim_seeds")
         super().__post_init__()
         _positive(self, "max_queues", "sample_n", "sim_n", "tune_load", "tune_n", "tune_trials", "tune_noise_seeds",
-                  "online_every_s",
-                  "serving_n", "serving_rate")
+                  "online_every_s", "serving_n", "serving_rate", "serving_repeats")
         if not self.sim_loads or any(not x > 0 for x in self.sim_loads):
             raise ValueError(f"ewsjf_sim_loads must be positive numbers, got {self.sim_loads!r}")
 
