@@ -222,3 +222,23 @@ def test_repeated_comparison_on_the_tiny_model(tiny_model, tmp_path):
     assert table.loc["oracle-sjf", "e2e_mean"] < table.loc["fcfs", "e2e_mean"], table["e2e_mean"]
     ratio = pd.read_parquet(tmp_path / "ratios.parquet").set_index("metric").loc["e2e_mean"]
     assert ratio["ratio"] > 1 and not math.isnan(ratio["ci_low"])
+
+
+def test_serve_figures_show_intervals_and_the_number_of_runs(fake_engine, tmp_path):
+    import matplotlib.pyplot as plt
+
+    from llmsched.analysis import figures
+
+    table = compare(workload(), POLICIES, tmp_path, repeats=3)
+    fig = figures.serving_bars(table, "Real engine")
+    assert "mean and 95 % CI over 3 interleaved runs per policy" in fig._suptitle.get_text()
+    bars = [c for c in fig.axes[0].containers if hasattr(c, "errorbar")]
+    assert bars and bars[0].errorbar is not None  # error bars drawn
+    plt.close(fig)
+    fig = figures.serving_ratios(pd.read_parquet(tmp_path / "ratios.parquet"), "vs FCFS")
+    assert len(fig.axes) == 3 and "3 interleaved runs" in fig._suptitle.get_text()  # normalized latency, E2E, TTFT
+    plt.close(fig)
+    one = compare(workload(), POLICIES[:2], tmp_path / "one")
+    fig = figures.serving_bars(one, "Real engine")
+    assert "one run per policy, no interval" in fig._suptitle.get_text()
+    plt.close(fig)

@@ -191,18 +191,75 @@ def latency_cdf(requests: pd.DataFrame, title: str, by: str = "label",
     return fig
 
 
+def runs_note(summary: pd.DataFrame) -> str:
+    """What a real-engine figure's bars and error bars are, from the summary's n_runs column (compare_policies):
+    "mean and 95 % CI over N interleaved runs per policy", "one run per policy, no interval", or nothing."""
+    if "n_runs" not in summary or not len(summary):
+        return ""
+    lo, hi = int(summary["n_runs"].min()), int(summary["n_runs"].max())
+    n = str(hi) if lo == hi else f"{lo}-{hi}"
+    return "one run per policy, no interval" if hi == 1 else f"mean and 95 % CI over {n} interleaved runs per policy"
+
+
+def _error_bars(summary: pd.DataFrame, labels: Sequence[str], col: str) -> np.ndarray | None:
+    """Asymmetric error bars of `col` from its `_ci_low/_ci_high` columns (0 where undefined), or None."""
+    if f"{col}_ci_low" not in summary or f"{col}_ci_high" not in summary:
+        return None
+    est = summary.loc[labels, col].to_numpy(float)
+    lo = np.nan_to_num(est - summary.loc[labels, f"{col}_ci_low"].to_numpy(float)).clip(min=0)
+    hi = np.nan_to_num(summary.loc[labels, f"{col}_ci_high"].to_numpy(float) - est).clip(min=0)
+    return np.vstack([lo, hi])
+
+
 def serving_bars(summary: pd.DataFrame, title: str,
                  metrics: dict[str, str] | None = None) -> plt.Figure:
-    """One real-engine comparison (index = policy label): a bar per policy for each metric."""
+    """One real-engine comparison (index = policy label): a bar per policy for each metric — the mean over the
+    policy's runs — with its 95 % interval as an error bar where the summary has `<col>_ci_low/_ci_high`
+    (llmsched.serving.experiment.compare_policies); the title says over how many runs."""
     metrics = metrics or {**LATENCY, "token_throughput": "output tok/s"}
     labels = _order(list(summary.index))
-    fig, axes = plt.subplots(1, len(metrics), figsize=(3.3 * len(metrics), 3.4))
+    fig, axes = plt.subplots(1, len(metrics), figsize=(3.3 * len(metrics), 3.6))
     for ax, (col, name) in zip(np.atleast_1d(axes), metrics.items(), strict=True):
         vals = summary.loc[labels, col]
-        ax.bar(range(len(labels)), vals, color=[palette(labels)[x] for x in labels])
+        ax.bar(range(len(labels)), vals, color=[palette(labels)[x] for x in labels],
+               yerr=_error_bars(summary, labels, col), capsize=3, error_kw={"elinewidth": 1})
         ax.set_xticks(range(len(labels)), labels, rotation=40, ha="right", fontsize=8)
         ax.set_ylabel(name, fontsize=9)
-    fig.suptitle(title)
+    note = runs_note(summary)
+    fig.suptitle(f"{title}\n{note}" if note else title, fontsize=11)
+    fig.tight_layout()
+    return fig
+
+
+SERVING_RATIOS = {"normalized_latency_mean": "normalized latency", "e2e_mean": "E2E", "ttft_mean": "TTFT",
+                  "ttft_short_mean": "TTFT, short prompts", "ttft_long_mean": "TTFT, long prompts"}
+
+
+def serving_ratios(ratios: pd.DataFrame, title: str, metrics: dict[str, str] | None = None) -> plt.Figure:
+    """Paired ratios against the baseline (ratios.parquet of compare_policies: baseline mean / policy mean,
+    > 1 = the policy is lower): a point per policy with its 95 % interval, a panel per metric present."""
+    metrics = metrics or SERVING_RATIOS
+    metrics = {m: n for m, n in metrics.items() if m in set(ratios["metric"])}
+    if not metrics:
+        raise ValueError(f"serving_ratios: none of {list(SERVING_RATIOS)} in the ratio table")
+    labels = _order(list(ratios["label"]))
+    colours = palette(labels)
+    fig, axes = plt.subplots(1, len(metrics), figsize=(3.3 * len(metrics), 0.45 * len(labels) + 1.9), sharey=True,
+                             squeeze=False)
+    for ax, (metric, name) in zip(axes[0], metrics.items(), strict=True):
+        t = ratios[ratios["metric"] == metric].set_index("label").reindex(labels)
+        est = t["ratio"].to_numpy(float)
+        err = np.vstack([np.nan_to_num(est - t["ci_low"].to_numpy(float)).clip(min=0),
+                         np.nan_to_num(t["ci_high"].to_numpy(float) - est).clip(min=0)])
+        y = np.arange(len(labels))
+        for i, label in enumerate(labels):
+            ax.errorbar(est[i], y[i], xerr=err[:, i:i + 1], fmt="o", color=colours[label], capsize=3)
+        ax.axvline(1, color="grey", lw=0.8, ls="--")
+        ax.set_yticks(y, labels, fontsize=8)
+        ax.set_xlabel(f"{name}: {ratios['baseline'].iloc[0]} / policy", fontsize=9)
+    n = int(ratios["n_runs"].max()) if len(ratios) else 0
+    note = "one run per policy, no interval" if n <= 1 else f"paired over {n} interleaved runs, 95 % CI"
+    fig.suptitle(f"{title}\n{note}", fontsize=11)
     fig.tight_layout()
     return fig
 

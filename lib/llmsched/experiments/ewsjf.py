@@ -14,7 +14,8 @@
           no bubbles) → sim/<preset>/summary.parquet + requests.parquet + sweep.json
     serve the real engine at reduced scale (the profile's model, e.g. Gemma-3-270M on CPU): the 100-2000 mixed
           workload cut from real ShareGPT text, Poisson arrivals above capacity, FCFS / prompt-length SJF /
-          EWSJF / released variant, C_prefill from the engine's calibrated step-time profile → serve/ (+ data.json)
+          EWSJF / released variant, C_prefill from the engine's calibrated step-time profile, each policy
+          `ewsjf_serving_repeats` times interleaved → serve/ (llmsched.serving.experiment's files, + data.json)
     online the evaluation workload of the 100-2000 preset at the tuning load, three ways: EWSJF with default
           parameters, with the offline-tuned ones (tune/best.json), and re-tuned online (meta.OnlineTuner, every
           `ewsjf_online_every_s` seconds of simulated time from the live window, starting from the defaults)
@@ -397,7 +398,13 @@ class EWSJFExperiments:
         specs = {"fcfs": PolicySpec("fcfs", {}), "prompt-sjf": PolicySpec("prompt-sjf", {}),
                  **ewsjf_specs(sample, prof, self.s.max_queues)}
         specs = select_policies(specs, self.s.serving_policies)
-        table = compare_policies(reqs, engine, specs, self.out / "serve", run=RunConfig(mode="replay"))
+        # NOTE: ewsjf_serving_repeats interleaved runs per policy, each on a fresh engine probed for its speed first;
+        # the tables add mean TTFT and E2E of short and long prompts (below / above the middle of the 100-2000
+        # range, as in the sim stage), with intervals and paired ratios to FCFS
+        split_at = (100 + 2000) / 2  # the served mix's range (serve_workloads)
+        groups = {"short": lambda m: m["prompt_tokens"] <= split_at, "long": lambda m: m["prompt_tokens"] > split_at}
+        table = compare_policies(reqs, engine, specs, self.out / "serve", run=RunConfig(mode="replay"),
+                                 repeats=self.s.serving_repeats, groups=groups)
         table.insert(0, "label", table.index)
         return table.reset_index(drop=True)
 

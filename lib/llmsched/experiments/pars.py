@@ -206,7 +206,10 @@ class ParsExperiments:
                                          self._ewsjf_max_queues)["ewsjf"]
         specs = select_policies(specs, self.s.serving_policies)
         engine = self.engine(max_num_seqs=self.s.serving_max_num_seqs)
-        return compare_policies(reqs, engine, specs, self.out / "serve", run=RunConfig(mode="replay"))
+        # NOTE: each policy runs pars_serving_repeats times, interleaved, each run on a fresh engine probed for its
+        # speed first: the summary is the mean over runs with intervals, ratios.parquet the paired ratios to FCFS
+        return compare_policies(reqs, engine, specs, self.out / "serve", run=RunConfig(mode="replay"),
+                                repeats=self.s.serving_repeats)
 
     def agreement(self) -> pd.DataFrame:
         """Simulator vs real engine on the serve stage's runs: same workload, arrivals and policy arguments.
@@ -215,19 +218,21 @@ class ParsExperiments:
         import math
 
         from llmsched.records import read_run
+        from llmsched.serving.experiment import list_runs
         from llmsched.sim import simulate
         from llmsched.sim.validate import comparison_table, sim_requests, write_table
 
         root = self.out / "serve"
-        labels = sorted(p.parent.name for p in root.glob("*/requests.parquet"))
-        if not labels:
-            raise FileNotFoundError(f"no real-engine runs under {root}: run the serve stage first")
+        # NOTE: the simulator is deterministic, so each label is simulated once and compared with its first run
+        # (run 0); the later runs differ from it only by the machine's drift, which the serve summary reports
+        first = list_runs(root).sort_values("run").groupby("label", sort=True).first()
+        labels, run_dirs = list(first.index), dict(first["dir"])
         prof = self._agreement_profile()
         prov = prof.provenance()
         check = prof.check.to_dict() if prof.check is not None else None
         pairs = {}
         for label in labels:
-            real, config = read_run(root / label)
+            real, config = read_run(run_dirs[label])
             eng = config["engine"]
             limits = {k: eng[k] for k in ("max_num_seqs", "max_num_batched_tokens", "max_model_len")}
             sim = simulate(sim_requests(root, real), prof.sim_config(**limits), prof.step_time, eng["policy"],
@@ -254,7 +259,7 @@ class ParsExperiments:
             "profile": prof.name, "profile_path": str(prof.path) if prof.path else None,
             "profile_measured_at": prov["measured_at"], "profile_machine": prov["machine"], "provenance": prov,
             "profile_check": check, "measured_after_the_runs": bool(self.s.agreement_calibrate),
-            "policies": labels}, indent=2, default=str) + "\n")
+            "policies": labels, "real_run": 0}, indent=2, default=str) + "\n")
         return table
 
     def _agreement_profile(self) -> Any:

@@ -269,6 +269,6 @@ def ratios_markdown(ratios: pd.DataFrame, digits: int = 3) -> str:
     t = ratios.assign(**{"baseline / policy": [fmt_interval((r, lo, hi), digits) for r, lo, hi in zip(
         ratios["ratio"], ratios["ci_low"], ratios["ci_high"], strict=True)]})
     wide = t.pivot(index="metric", columns="label", values="baseline / policy")
-    wide = wide[list(dict.fromkeys(ratios["label"]))]
+    wide = wide.loc[list(dict.fromkeys(ratios["metric"])), list(dict.fromkeys(ratios["label"]))]
     return (f"Paired ratio {ratios['baseline'].iloc[0]} mean / policy mean (> 1: the policy is lower), run k with run "
             "k, requests by id, 95 % two-stage paired bootstrap interval.\n\n" + to_markdown(wide))
