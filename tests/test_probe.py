@@ -177,9 +177,10 @@ def test_the_agreement_table_records_its_calibration_and_the_check(tmp_path, cap
     reqs = [Request(f"r{i}", "hello", 20 + 3 * i, 5 + i, arrival_time=0.1 * i) for i in range(6)]
     save_workload(reqs, tmp_path / "serve" / "workload.parquet")
     res = simulate(reqs, SimConfig(**LIMITS), TRUE, "fcfs")
-    write_run(tmp_path / "serve" / "fcfs", res.records,
+    write_run(tmp_path / "serve" / "fcfs" / "run-0", res.records,
               {"engine": {"policy": "fcfs", "policy_args": {}, "max_num_seqs": 16, "max_num_batched_tokens": 2048,
                           "max_model_len": 2048}})
+    pd.DataFrame({"label": ["fcfs"], "run": [0]}).to_parquet(tmp_path / "serve" / "runs.parquet")
     with caplog.at_level(logging.WARNING, logger="llmsched.serving.probe"):
         table = exp.agreement()
     shipped = load_profile(exp.s.agreement_steptime)

@@ -157,6 +157,10 @@ class ProfileCheck:
                 f"({self.rel_error:+.1%} step time, tolerance {self.tolerance:.0%})")
         if self.same_model is False:
             head += f"; the profile was measured on {prov.get('model')}, the engine serves {self.engine_model}"
+        load, cores = self.machine.get("load_avg_1m"), self.machine.get("nproc")
+        if load is not None and cores and load > cores:
+            head += (f"; the machine was busy during the probe (load average {load} on {cores} cores): other jobs "
+                     "slow the engine, measure alone")
         if self.ok:
             return head + ": within tolerance."
         return (f"STALE STEP-TIME PROFILE. {head}. Simulator numbers made with it are off by about as much. "
@@ -219,12 +223,17 @@ def _as_profile(profile: Profile | str | Path) -> Profile:
 
 
 def _check_on(runner: Any, prof: Profile, tolerance: float, seed: int) -> ProfileCheck:
+    import os
+
     from llmsched.serving.calibrate import machine_info
 
+    load_before = os.getloadavg()[0]
     steps, seconds = probe_steps(runner, seed=seed)
     check = compare_steps(prof, steps, seconds, tolerance=tolerance,
                           engine_model=Path(runner.config.resolved_model()).name)
-    check.machine = machine_info()
+    # NOTE: the load average says whether other jobs shared the cores while the probe ran (the engine itself
+    # keeps about one core busy): a busy machine is a reason for a mismatch the check should name
+    check.machine = {**machine_info(), "load_avg_1m": round(max(load_before, os.getloadavg()[0]), 2)}
     # recalibrating writes over the profile's own file, unless it describes another model
     check.recalibrate_command = recalibrate_command(runner.config, prof.path if check.same_model else None)
     return check
