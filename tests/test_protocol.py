@@ -103,6 +103,8 @@ def test_chunked_prefill_off_admits_only_whole_prompts() -> None:
     assert f_long["first_token"].iloc[0] == 2.0  # 64 + 26 tokens: two steps
     with pytest.raises(ValueError, match="max_num_batched_tokens .* must be >= max_model_len"):
         SimConfig(num_blocks=100, max_num_batched_tokens=64, max_model_len=128, chunked_prefill=False)
+    with pytest.raises(ValueError, match="chunked_prefill must be a bool"):
+        SimConfig(num_blocks=100, chunked_prefill="no")  # type: ignore[arg-type]
 
 
 def _job(num_blocks: int, label: str = "fcfs", reserve: bool = True) -> Job:
