@@ -1,5 +1,4 @@
-"""EWSJF under its authors' benchmark protocol in the simulator, and the conditions under which admission order can
-change throughput at all.
+"""EWSJF under its authors' benchmark protocol in the simulator, and where admission order can change throughput.
 
     python -m llmsched.experiments.protocol --profile cpu [--stages benchmark,sweeps]
 
