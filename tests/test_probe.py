@@ -16,6 +16,8 @@ from llmsched.serving.probe import (
     StaleProfileError,
     compare_steps,
     ensure_profile,
+    probe_error,
+    probe_step_frame,
 )
 from llmsched.sim import LinearStepTime, load_profile, profile_from_dict
 from llmsched.steptime.fit import predict
@@ -38,16 +40,24 @@ def scaled(model: LinearStepTime, factor: float) -> LinearStepTime:
 
 
 def probe_frame(model: LinearStepTime = TRUE) -> pd.DataFrame:
-    """The probe's steps as the recorder sees them: one prefill of all prompts, then decode steps; cycles from
-    `model` (the last step has no cycle)."""
-    n, p, o = PROBE_REQUESTS, PROBE_PROMPT_TOKENS, PROBE_OUTPUT_TOKENS
-    rows = [{"prefill_tokens": n * p, "decode_seqs": 0, "kv_tokens": n * p, "num_seqs": n}]
-    rows += [{"prefill_tokens": 0, "decode_seqs": n, "kv_tokens": n * (p + 1 + i), "num_seqs": n}
-             for i in range(o - 1)]
-    df = pd.DataFrame(rows)
-    df["cycle_s"] = predict(model, df)
-    df.loc[len(df) - 1, "cycle_s"] = np.nan
+    """The probe's steps as the recorder sees them, cycles from `model` (the last step has no cycle)."""
+    df = probe_step_frame()
+    df["cycle_s"] = np.where(np.isfinite(df["cycle_s"]), predict(model, df), np.nan)
     return df
+
+
+def test_the_probe_step_frame_is_the_probe_workload() -> None:
+    df = probe_step_frame()
+    assert df["prefill_tokens"].sum() == PROBE_REQUESTS * PROBE_PROMPT_TOKENS
+    assert len(df) == PROBE_OUTPUT_TOKENS and df["cycle_s"].isna().sum() == 1
+
+
+def test_recorded_probe_numbers_check_a_profile_without_an_engine() -> None:
+    steps = probe_frame(TRUE)
+    recorded = {"probe_step_ms_mean": 1e3 * float(steps["cycle_s"].mean())}
+    assert probe_error(measured_profile(TRUE), recorded)["rel_error"] == pytest.approx(0.0, abs=1e-9)
+    assert probe_error(measured_profile(scaled(TRUE, 1.3)), recorded)["rel_error"] == pytest.approx(0.3)
+    assert np.isnan(probe_error(measured_profile(TRUE), {})["rel_error"])
 
 
 def test_provenance_says_when_and_where_a_profile_was_measured() -> None:
@@ -180,7 +190,8 @@ def test_the_agreement_table_records_its_calibration_and_the_check(tmp_path, cap
     write_run(tmp_path / "serve" / "fcfs" / "run-0", res.records,
               {"engine": {"policy": "fcfs", "policy_args": {}, "max_num_seqs": 16, "max_num_batched_tokens": 2048,
                           "max_model_len": 2048}})
-    pd.DataFrame({"label": ["fcfs"], "run": [0]}).to_parquet(tmp_path / "serve" / "runs.parquet")
+    pd.DataFrame({"label": ["fcfs"], "run": [0], "probe_step_ms_mean": [1.0]}).to_parquet(
+        tmp_path / "serve" / "runs.parquet")  # the speed probe recorded before the run: 1 ms per step
     with caplog.at_level(logging.WARNING, logger="llmsched.serving.probe"):
         table = exp.agreement()
     shipped = load_profile(exp.s.agreement_steptime)
@@ -192,5 +203,9 @@ def test_the_agreement_table_records_its_calibration_and_the_check(tmp_path, cap
     assert saved["profile"] == shipped.name and saved["profile_machine"] == shipped.provenance()["machine"]
     assert saved["profile_check"]["ok"] is False and saved["profile_check"]["same_model"] is False
     assert saved["profile_check"]["measured_output_tok_s"] > 0
+    # the profile against the probe recorded at serve time: its predicted mean step over 1 ms
+    expected = probe_error(shipped, {"probe_step_ms_mean": 1.0})["rel_error"]
+    assert saved["serve_probe_step_err"] == {"fcfs": pytest.approx(expected)} and expected > 10
+    assert row["serve_probe_step_err"] == pytest.approx(expected)
     md = (tmp_path / "agreement" / "comparison.md").read_text()
     assert shipped.name in md and "OUTSIDE" in md and str(shipped.provenance()["measured_at"]) in md

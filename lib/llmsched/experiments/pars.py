@@ -244,6 +244,15 @@ class ParsExperiments:
         table["profile_machine"] = prov["machine"]
         table["profile_check_err"] = check["rel_error"] if check else math.nan
         table["profile_check_ok"] = check["ok"] if check else None
+        # the profile against the speed probe each real run recorded just before its requests: how far the
+        # calibration was from the engine's speed at the time of the very runs it is compared with
+        serve_probe: dict[str, float] = {}
+        if prof.measured and "probe_step_ms_mean" in first.columns:
+            from llmsched.serving.probe import probe_error
+
+            serve_probe = {label: probe_error(prof, {"probe_step_ms_mean": float(ms)})["rel_error"]
+                           for label, ms in first["probe_step_ms_mean"].items()}
+        table["serve_probe_step_err"] = [serve_probe.get(label, math.nan) for _, label in table.index]
         if self.s.agreement_calibrate:
             verdict = "measured on this machine after the serve runs"
         elif check:
@@ -259,7 +268,7 @@ class ParsExperiments:
             "profile": prof.name, "profile_path": str(prof.path) if prof.path else None,
             "profile_measured_at": prov["measured_at"], "profile_machine": prov["machine"], "provenance": prov,
             "profile_check": check, "measured_after_the_runs": bool(self.s.agreement_calibrate),
-            "policies": labels, "real_run": 0}, indent=2, default=str) + "\n")
+            "serve_probe_step_err": serve_probe, "policies": labels, "real_run": 0}, indent=2, default=str) + "\n")
         return table
 
     def _agreement_profile(self) -> Any:

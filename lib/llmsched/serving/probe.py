@@ -324,3 +324,33 @@ def ensure_profile(profile: Profile | str | Path, engine: Any, *, on_mismatch: s
         if not new_check.ok:
             logger.warning("the profile just recalibrated still misses the probe: %s", new_check.message())
         return dataclasses.replace(new, check=new_check)
+
+
+def probe_step_frame() -> pd.DataFrame:
+    """The steps the probe makes on an engine with max_num_seqs >= PROBE_REQUESTS and a token budget >= their
+    prompts (the serving experiments' engines): one prefill of every prompt, then one decode step per further
+    output token; as the recorder reports them, the last step without a cycle (cycle_s NaN, other columns set)."""
+    n, p, o = PROBE_REQUESTS, PROBE_PROMPT_TOKENS, PROBE_OUTPUT_TOKENS
+    rows = [{"prefill_tokens": n * p, "decode_seqs": 0, "kv_tokens": n * p, "num_seqs": n}]
+    rows += [{"prefill_tokens": 0, "decode_seqs": n, "kv_tokens": n * (p + 1 + i), "num_seqs": n}
+             for i in range(o - 1)]
+    df = pd.DataFrame(rows)
+    df["cycle_s"] = 1.0
+    df.loc[len(df) - 1, "cycle_s"] = math.nan
+    return df
+
+
+def probe_error(profile: Profile, probe: dict[str, float]) -> dict[str, float]:
+    """A measured profile against probe numbers recorded earlier (`speed_probe`'s dict, e.g. the per-run probe
+    of a serving comparison's runs.parquet), without an engine: the profile's mean step over the probe's known
+    steps (`probe_step_frame`) vs the recorded probe_step_ms_mean. Returns predicted and measured mean step (ms)
+    and rel_error = predicted / measured - 1 (NaN when the record has no probe)."""
+    if not isinstance(profile.step_time, LinearStepTime):
+        raise ValueError(f"only measured (linear) step-time profiles can be checked, got {profile.name!r}")
+    df = probe_step_frame()
+    pred = predict(profile.step_time, df)[np.isfinite(df["cycle_s"].to_numpy(float))]
+    predicted = float(1e3 * pred.mean())
+    measured = float(probe.get("probe_step_ms_mean", math.nan))
+    ok = math.isfinite(measured) and measured > 0
+    return {"predicted_step_ms": predicted, "measured_step_ms": measured,
+            "rel_error": predicted / measured - 1.0 if ok else math.nan}
