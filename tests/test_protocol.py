@@ -4,7 +4,6 @@ prefill: the workload, the throughput definition, intervals over seeds, the tabl
 from __future__ import annotations
 
 import json
-import math
 
 import numpy as np
 import pandas as pd
@@ -21,7 +20,6 @@ from llmsched.experiments.protocol import (
     protocol_throughput,
     protocol_workload,
     run_job,
-    t_interval,
     with_settings,
 )
 from llmsched.sim import SimConfig, simulate
@@ -57,15 +55,6 @@ def test_throughput_is_output_tokens_over_first_send_to_last_completion() -> Non
                           "last_token": [5.0, 11.0, 9.0], "output_tokens": [100, 50, 30],
                           "prompt_tokens": [10, 20, 30]})
     assert protocol_throughput(frame) == pytest.approx(180 / (11.0 - 1.0))
-
-
-def test_t_interval() -> None:
-    mean, lo, hi = t_interval([1.0, 2.0, 3.0])
-    half = 4.302652729911275 / math.sqrt(3)  # t(0.975, 2) * sd / sqrt(n), sd = 1
-    assert (mean, lo, hi) == pytest.approx((2.0, 2.0 - half, 2.0 + half))
-    assert t_interval([5.0, 5.0]) == (5.0, 5.0, 5.0)
-    m, lo1, hi1 = t_interval([4.0])
-    assert m == 4.0 and math.isnan(lo1) and math.isnan(hi1)
 
 
 def test_paired_gains_compare_each_seed_with_fcfs() -> None:

@@ -53,7 +53,7 @@ import json
 import logging
 import math
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
@@ -64,6 +64,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from llmsched.analysis.intervals import t_interval
 from llmsched.experiments.ewsjf import TUNE_SEED_OFFSET, ewsjf_specs
 from llmsched.experiments.settings import EWSJFSettings
 from llmsched.paths import results_dir
@@ -130,21 +131,6 @@ def protocol_throughput(frame: pd.DataFrame) -> float:
     tokens per second (first send = the earliest arrival, last completion = the latest last token)."""
     span = float(frame["last_token"].max() - frame["arrival"].min())
     return float(frame["output_tokens"].sum()) / span if span > 0 else math.nan
-
-
-def t_interval(values: Iterable[float], level: float = 0.95) -> tuple[float, float, float]:
-    """(mean, low, high): the Student-t confidence interval of the mean of `values` (NaNs dropped). One value
-    gives NaN bounds; values that are all equal give a zero-width interval."""
-    from scipy import stats
-
-    x = np.asarray([v for v in values if v == v], dtype=float)
-    if not len(x):
-        return math.nan, math.nan, math.nan
-    mean = float(x.mean())
-    if len(x) < 2:
-        return mean, math.nan, math.nan
-    half = float(stats.t.ppf(0.5 + level / 2, len(x) - 1) * x.std(ddof=1) / math.sqrt(len(x)))
-    return mean, mean - half, mean + half
 
 
 @dataclass(frozen=True)
@@ -523,4 +509,4 @@ if __name__ == "__main__":
 
 __all__ = ["DELAY_LABEL", "GAIN_METRICS", "RUN_METRICS", "DelayedStepTime", "Job", "ProtocolExperiments",
            "paired_gains", "protocol_throughput", "protocol_workload", "run_job", "run_metrics",
-           "summarize_seeds", "t_interval", "with_settings"]
+           "summarize_seeds", "with_settings"]
