@@ -103,10 +103,10 @@ class Report:
         self.ewsjf_serve_ratios = self._optional(f"{ew}/serve/ratios.parquet")
         self.serve_repeats = int(self.p.get("pars_serving_repeats", 1) or 1)
         self.tune_noise = self._optional(f"{ew}/tune/noise.parquet")
-        protocol = [self._optional(f"{ew}/protocol/{stage}/gains.parquet") for stage in ("benchmark", "sweeps")]
-        self.protocol_gains = (pd.concat([t.assign(stage=stage) for t, stage in zip(protocol, ("benchmark", "sweeps"),
-                                                                                     strict=True) if t is not None],
-                                         ignore_index=True) if any(t is not None for t in protocol) else None)
+        self.protocol = {stage: {t: pq(self._need(f"{ew}/protocol/{stage}/{t}.parquet", 5))
+                                 for t in ("summary", "gains")} for stage in ("benchmark", "sweeps")}
+        self.protocol_gains: pd.DataFrame | None = pd.concat(
+            [v["gains"].assign(stage=stage) for stage, v in self.protocol.items()], ignore_index=True)
         self.serve_runs = self._runs(self.serve_dir)
         self.ewsjf_runs = self._runs(self.ewsjf_serve_dir)
         self.ewsjf_serve_split = self._ewsjf_serve_split()
@@ -204,6 +204,9 @@ class Report:
                                                       "ttft_long_mean": "mean TTFT, long (s)",
                                                       "e2e_mean": "mean E2E (s)",
                                                       "total_token_throughput": "prompt+output tok/s"}),
+            "ewsjf_protocol": lambda: F.protocol_benchmark(self.protocol["benchmark"]["gains"]),
+            "ewsjf_constraints": lambda: F.protocol_sweeps(self.protocol["sweeps"]["gains"],
+                                                           self.protocol["sweeps"]["summary"]),
             "headtohead": lambda: F.head_to_head(self.h2h),
             "overheads": lambda: F.overheads(self.costs, self.ranker_ms),
         }
@@ -246,6 +249,9 @@ class Report:
             "ewsjf_tuning": self.trials,
             "ewsjf_online": self.online,
             "ewsjf_online_vs_fixed": self.online_summary[["label", "load", *ew]],
+            "ewsjf_protocol_gains": self.protocol["benchmark"]["gains"],
+            "ewsjf_constraint_gains": self.protocol["sweeps"]["gains"],
+            **({"ewsjf_tuning_noise": self.tune_noise} if self.tune_noise is not None else {}),
             "headtohead": self.h2h[["workload", "label", "load", "rate", *lat]],
             "overheads_policy": self.costs,
             "overheads_ranker": self.ranker_ms,
