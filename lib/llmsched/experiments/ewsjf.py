@@ -389,7 +389,7 @@ class EWSJFExperiments:
 
         prof: Any = self.s.serving_steptime
         checked = load_profile(prof, check_against=engine, calibration_dir=self.out / "serve" / "calibration",
-                               on_mismatch=getattr(self.s, "serving_on_mismatch", "warn"))
+                               on_mismatch=self.s.serving_on_mismatch)
         if checked.check is not None:
             if checked.check.recalibrated_from is not None:
                 prof = str(checked.path)

@@ -283,7 +283,7 @@ class ParsExperiments:
         eng = self.engine(max_num_seqs=self.s.serving_max_num_seqs)
         if not self.s.agreement_calibrate:
             return load_profile(self.s.agreement_steptime, check_against=eng, calibration_dir=folder,
-                                on_mismatch=getattr(self.s, "agreement_on_mismatch", "warn"))
+                                on_mismatch=self.s.agreement_on_mismatch)
         from llmsched.serving.calibrate import calibrate, default_profile_name
 
         path = folder / f"{default_profile_name(self.s.model)}-measured.json"

@@ -72,6 +72,15 @@ def _positive(obj: Any, *names: str) -> None:
             raise ValueError(f"{obj.prefix}{n} must be > 0, got {v!r}")
 
 
+ON_MISMATCH = ("warn", "error", "recalibrate")  # what a stale measured step-time profile triggers (serving.probe)
+
+
+def _one_of(obj: Any, name: str, valid: tuple[str, ...]) -> None:
+    v = getattr(obj, name)
+    if v not in valid:
+        raise ValueError(f"{obj.prefix}{name} must be one of {', '.join(valid)}, got {v!r}")
+
+
 def _seed_count(obj: Any, name: str) -> None:
     v = getattr(obj, name)
     if isinstance(v, bool) or not isinstance(v, int | float) or int(v) != v or v < 1:
@@ -119,6 +128,8 @@ class PARSSettings(_Settings):
     serving_ewsjf: bool = False  # EWSJF on the same workload (the head-to-head on the real engine)
     agreement_steptime: str = "cpu-gemma-3-270m"  # step-time profile the simulator replays the serve runs with
     agreement_calibrate: bool = False  # instead, measure this engine's step times right after the runs
+    agreement_on_mismatch: str = "warn"  # shipped CPU profile off this engine's speed probe by > 10 %: warn | error |
+    # recalibrate (a CPU step-time profile holds only on the machine state that measured it)
     reasoning_model: str = ""  # reasoning stage: a reasoning model (hub id or path); empty: off
     reasoning_dataset: str = "math-plus"  # ... the dataset of its prompts (llmsched.workload.hf_datasets)
     reasoning_n: int = 2000  # ... prompts it answers
@@ -136,6 +147,7 @@ class PARSSettings(_Settings):
                              f"{self.proxy_pool}, {self.collect_train}, {self.collect_test}")
         if not self.sim_loads or any(not x > 0 for x in self.sim_loads):
             raise ValueError(f"pars_sim_loads must be positive numbers, got {self.sim_loads!r}")
+        _one_of(self, "agreement_on_mismatch", ON_MISMATCH)
 
 
 @dataclass(frozen=True)
@@ -157,6 +169,8 @@ class EWSJFSettings(_Settings):
     tune_noise_seeds: int = 3  # further tuning-workload draws re-evaluating the defaults and the tuned parameters
     online_every_s: float = 2.0  # online tuner: re-tune every this many seconds of engine time
     serving_steptime: str = "cpu-gemma-3-270m"  # C_prefill on the real engine (calibrated CPU profile)
+    serving_on_mismatch: str = "warn"  # that profile off the serve engine's speed probe by > 10 %: warn | error |
+    # recalibrate
     serving_n: int = 12  # real engine: requests of the 100-2000 mix cut from ShareGPT text ...
     serving_rate: float = 20.0  # ... at this rate (req/s)
     serving_policies: tuple[str, ...] | None = None  # labels served (None: all)
@@ -192,6 +206,7 @@ class EWSJFSettings(_Settings):
                   "online_every_s", "serving_n", "serving_rate", "serving_repeats")
         if not self.sim_loads or any(not x > 0 for x in self.sim_loads):
             raise ValueError(f"ewsjf_sim_loads must be positive numbers, got {self.sim_loads!r}")
+        _one_of(self, "serving_on_mismatch", ON_MISMATCH)
 
 
 @dataclass(frozen=True)
