@@ -75,6 +75,11 @@ def test_stages_write_their_tables(smoke):
     sim = exp.sim()
     assert set(sim.label) == {"fcfs", "pars", "pars-released", "ltr", "pointwise", "oracle-sjf", "pars-noguard"}
     assert len(sim) == 7 * 2 and (sim.n_ok == 400).all()
+    seeds = list(range(exp.s.seed, exp.s.seed + exp.s.sim_seeds))
+    assert (sim.n_seeds == len(seeds)).all() and (sim.e2e_mean_ci_low <= sim.e2e_mean).all()
+    per_seed = pd.read_parquet(exp.out / "sim" / "per_seed.parquet")
+    assert sorted(set(per_seed.seed)) == seeds and len(per_seed) == len(sim) * len(seeds)
+    assert json.loads((exp.out / "sim" / "sweep.json").read_text())["seeds"] == seeds
     proxy = exp.proxy()
     assert (pd.read_parquet(exp.out / "sim_proxy" / "requests.parquet").source == "sharegpt-reasoning-proxy").all()
     assert len(proxy) == 14
@@ -82,9 +87,10 @@ def test_stages_write_their_tables(smoke):
     served = exp.serve()
     assert list(served.index) == exp.p["pars_serving_policies"]  # ewsjf among them: the real-engine head-to-head
     assert (served.n_ok == 10).all()
-    released = json.loads((exp.out / "serve" / "pars-released" / "config.json").read_text())["engine"]
+    released = json.loads((exp.out / "serve" / "pars-released" / "run-0" / "config.json").read_text())["engine"]
     assert released["policy"] == "pars-released" and released["policy_args"] == {"score_key": "score_pars"}
-    ewsjf_args = json.loads((exp.out / "serve" / "ewsjf" / "config.json").read_text())["engine"]["policy_args"]
+    ewsjf_run = exp.out / "serve" / "ewsjf" / "run-0"
+    ewsjf_args = json.loads((ewsjf_run / "config.json").read_text())["engine"]["policy_args"]
     # EWSJF's queues are learned from prompts the engine does not serve: the training split's
     assert ewsjf_args["sample"] == [r.prompt_tokens for r in exp.split().train[:10]]
     # C_prefill from the engine's calibrated step-time profile, carried as the model itself
@@ -114,6 +120,18 @@ def test_head_to_head_learns_ewsjf_queues_apart_from_the_evaluated_requests(smok
     mixed, where = h2h.partition_sample("mixed")
     assert len(mixed) == exp.p["ewsjf_sample_n"] and f"seed {exp.p['seed'] + 1000}" in where
     assert h2h.policies("mixed")["ewsjf"].args["sample"] == [float(x) for x in mixed]
+
+    # each seed serves its own draw of each workload; the summary pools the seeds at every load
+    two = HeadToHead({**exp.p, "h2h_seeds": 2}, out_root=exp.out / "h2h", pars_root=exp.out)
+    assert two.seeds() == [exp.p["seed"], exp.p["seed"] + 1]
+    draws = [[r.prompt_tokens for r in two.workload("mixed", s)] for s in two.seeds()]
+    assert draws[0] != draws[1] and draws[0] == [r.prompt_tokens for r in two.workload("mixed")]
+    table = two.run()
+    assert set(table.workload) == {"sharegpt", "mixed"} and (table.n_seeds == 2).all()
+    assert len(table) == 2 * len(two.policies("mixed")) * len(exp.p["h2h_loads"])
+    assert (table.ttft_mean_ci_low <= table.ttft_mean).all() and (table.ttft_mean <= table.ttft_mean_ci_high).all()
+    per_seed = pd.read_parquet(exp.out / "h2h" / "mixed" / "per_seed.parquet")
+    assert sorted(set(per_seed.seed)) == two.seeds() and per_seed.groupby("seed").capacity.first().nunique() == 2
 
 
 def test_serving_policy_list_is_checked(smoke):
