@@ -502,3 +502,83 @@ def protocol_sweeps(gains: pd.DataFrame, summary: pd.DataFrame) -> plt.Figure:
                  "and 95 % CI over prompt draws)", fontsize=10)
     fig.tight_layout()
     return fig
+
+
+# --- Where FCFS/policy latency ratios grow (llmsched.experiments.headroom) ------------------------------------------
+
+HEADROOM_LABELS = ("pars", "pars-noguard", "ltr", "oracle-sjf", "prompt-sjf")
+PAPER_FACTORS = {"pars": (15.7, "PARS paper: 15.7×"), "ltr": (2.8, "LTR paper: 2.8×")}
+
+
+def _headroom_panel_name(distribution: str, gamma: float) -> str:
+    return distribution if float(gamma) == 1.0 else f"{distribution}, L' = c·L^{float(gamma):g}"
+
+
+def _headroom_panels(ratios: pd.DataFrame, metric: str) -> tuple[pd.DataFrame, list[tuple[str, float]], str]:
+    t = ratios[(ratios["metric"] == metric) & ratios["label"].isin(HEADROOM_LABELS)]
+    if t.empty:
+        raise ValueError(f"headroom figure: no rows of metric {metric!r} (has {sorted(set(ratios['metric']))})")
+    t = t.assign(ratio_ci_low=t["ci_low"], ratio_ci_high=t["ci_high"])
+    panels = list(dict.fromkeys(zip(t["distribution"], t["gamma"].astype(float), strict=True)))
+    prof = str(t["steptime"].iloc[0]) if "steptime" in t else "simulator"
+    n = int(t["n_seeds"].max())
+    note = f"mean and 95 % CI over {n} seeds" if n > 1 else "one seed, no interval"
+    title = f"FCFS / policy, {LATENCY.get(metric, metric)}: simulator, {prof} ({note})"
+    return t, panels, title
+
+
+def _paper_lines(ax: plt.Axes) -> None:
+    for label, (factor, name) in PAPER_FACTORS.items():
+        ax.axhline(factor, color=palette([label])[label], ls="--", lw=1, label=name)
+    ax.axhline(1, color="grey", lw=0.8)
+
+
+def headroom_vs_load(ratios: pd.DataFrame, metric: str = "normalized_latency_mean") -> plt.Figure:
+    """FCFS / policy vs load, a panel per output-length distribution (at its map's run length, the smallest n),
+    a line per policy with its 95 % band over seeds, the papers' 15.7× and 2.8× as reference lines, log y.
+    `ratios`: headroom/ratios.parquet."""
+    t, panels, title = _headroom_panels(ratios, metric)
+    labels = _order([x for x in HEADROOM_LABELS if x in set(t["label"])])
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.0 * len(panels), 3.8), squeeze=False, sharey=True)
+    for ax, (dist, gamma) in zip(axes[0], panels, strict=True):
+        part = t[(t["distribution"] == dist) & (t["gamma"].astype(float) == gamma)]
+        n = int(part["n"].min())
+        part = part[part["n"] == n]
+        _lines_with_bands(ax, part, "load", "ratio", labels)
+        _paper_lines(ax)
+        ax.set_yscale("log")
+        ax.set_xlabel("request rate / saturation throughput")
+        ax.set_title(f"{_headroom_panel_name(dist, gamma)}\n{n:,} requests per run", fontsize=9)
+    axes[0, 0].set_ylabel("FCFS / policy (> 1: policy lower)")
+    axes[0, -1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1, 1))
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def headroom_vs_length(ratios: pd.DataFrame, metric: str = "normalized_latency_mean") -> plt.Figure:
+    """FCFS / policy vs run length (requests per run, at the arrival rate of the shortest run) at the overload
+    loads where the map ran several lengths: a panel per distribution and load, a line per policy with its 95 %
+    band, the papers' factors as reference lines, log axes. `ratios`: headroom/ratios.parquet."""
+    t, _, title = _headroom_panels(ratios, metric)
+    several = t.groupby(["distribution", "gamma", "load"])["n"].transform("nunique") > 1
+    t = t[several]
+    if t.empty:
+        raise ValueError("headroom_vs_length: no load ran more than one run length")
+    panels = list(dict.fromkeys(zip(t["distribution"], t["gamma"].astype(float), t["load"].astype(float),
+                                    strict=True)))
+    labels = _order([x for x in HEADROOM_LABELS if x in set(t["label"])])
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.0 * len(panels), 3.8), squeeze=False, sharey=True)
+    for ax, (dist, gamma, load) in zip(axes[0], panels, strict=True):
+        part = t[(t["distribution"] == dist) & (t["gamma"].astype(float) == gamma) & (t["load"] == load)]
+        _lines_with_bands(ax, part, "n", "ratio", labels)
+        _paper_lines(ax)
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.set_xlabel("requests per run (same arrival rate)")
+        ax.set_title(f"{_headroom_panel_name(dist, gamma)}\nload {load:g}", fontsize=9)
+    axes[0, 0].set_ylabel("FCFS / policy (> 1: policy lower)")
+    axes[0, -1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1, 1))
+    fig.suptitle(f"{title}\nrun length under overload", fontsize=10)
+    fig.tight_layout()
+    return fig

@@ -328,6 +328,24 @@ class ParsExperiments:
         scored, _ = score_workload(test, {"pars": pars})
         return self._sweep(scored, "reasoning", rankers=("pars",))
 
+    def headroom(self) -> pd.DataFrame:
+        """Where FCFS/policy latency ratios grow (llmsched.experiments.headroom): FCFS, PARS (guarded and not),
+        LTR, oracle SJF and prompt-length SJF over loads, heavier-tailed output lengths (a monotone power
+        transform of the ShareGPT lengths), the reasoning proxy and the run length under overload → headroom/
+        (ratios.parquet, per_seed.parquet, headroom.json)."""
+        from llmsched.experiments.headroom import PROXY, SHAREGPT, check_settings, run_headroom
+        from llmsched.predictors.scheduling import reasoning_proxy
+        from llmsched.sim import load_profile
+
+        check_settings(self.s)
+        pools = {SHAREGPT: self.scored_test()}
+        if self.s.headroom_proxy_n:
+            limits = load_profile(self.s.sim_steptime).sim_config(**self.s.sim_overrides)
+            proxy = reasoning_proxy(self.split().extra, seed=self.s.seed, max_model_len=limits.max_model_len)
+            if len(proxy) >= 10:
+                pools[PROXY] = self.scored_test(proxy)
+        return run_headroom(self.s, pools, self.out / "headroom")
+
 
 def repeat_requests(requests, n: int, *, seed: int):
     """n requests drawn from `requests` by cycling through a seeded permutation of them, a new one per cycle
