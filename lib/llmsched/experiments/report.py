@@ -30,7 +30,6 @@ NB = {1: "notebooks/01_collect_lengths.ipynb", 2: "notebooks/02_train_rankers.ip
       3: "notebooks/03_partition_workloads.ipynb", 4: "notebooks/04_serving_experiments.ipynb",
       5: "notebooks/05_meta_optimisation.ipynb"}
 README_BEGIN, README_END = "<!-- claims:begin -->", "<!-- claims:end -->"
-EWSJF_SPLIT = 1050.0  # short/long boundary of the 100-2000 mix on the real engine (middle of the range)
 
 
 
@@ -99,9 +98,9 @@ class Report:
              .assign(preset=preset) for preset in self.p["ewsjf_presets"]], ignore_index=True)
         self.h2h_seeds = pd.concat([self._per_seed(f"{h2h}/{w}/per_seed.parquet", self.h2h[self.h2h["workload"] == w])
                                     .assign(workload=w) for w in ("sharegpt", "mixed")], ignore_index=True)
-        self.serve_ratios = self._optional(f"{pars}/serve/ratios.parquet")
-        self.ewsjf_serve_ratios = self._optional(f"{ew}/serve/ratios.parquet")
-        self.serve_repeats = int(self.p.get("pars_serving_repeats", 1) or 1)
+        self.serve_ratios: pd.DataFrame | None = pq(self._need(f"{pars}/serve/ratios.parquet", 4))
+        self.ewsjf_serve_ratios: pd.DataFrame | None = pq(self._need(f"{ew}/serve/ratios.parquet", 4))
+        self.serve_repeats = int(self.serve["n_runs"].max()) if "n_runs" in self.serve else 1
         self.tune_noise = self._optional(f"{ew}/tune/noise.parquet")
         self.protocol = {stage: {t: pq(self._need(f"{ew}/protocol/{stage}/{t}.parquet", 5))
                                  for t in ("summary", "gains")} for stage in ("benchmark", "sweeps")}
@@ -123,12 +122,10 @@ class Report:
 
     @staticmethod
     def _runs(folder: Path) -> pd.DataFrame:
-        from llmsched.records import read_run
+        """Every request of every run of a serving comparison (columns label and run)."""
+        from llmsched.serving.experiment import read_runs
 
-        frames = [read_run(p.parent)[0].assign(label=p.parent.name) for p in sorted(folder.glob("*/requests.parquet"))]
-        if not frames:
-            raise FileNotFoundError(f"no runs under {folder}")
-        return pd.concat(frames, ignore_index=True)
+        return read_runs(folder)
 
     @staticmethod
     def _ranker_ms(folder: Path) -> pd.DataFrame:
@@ -145,17 +142,9 @@ class Report:
 
     # ------------------------------------------------------------------ derived
     def _ewsjf_serve_split(self) -> pd.DataFrame:
-        """The EWSJF real-engine runs with mean TTFT of short and of long requests."""
-        from llmsched.analysis.metrics import per_request
-
-        m = per_request(self.ewsjf_runs)
-        m["label"] = self.ewsjf_runs["label"].to_numpy()
-        m = m[m["status"] == "ok"]
-        short = m["prompt_tokens"] <= EWSJF_SPLIT
-        t = self.ewsjf_serve.copy()
-        t["ttft_short_mean"] = m[short].groupby("label")["ttft"].mean()
-        t["ttft_long_mean"] = m[~short].groupby("label")["ttft"].mean()
-        return t
+        """The EWSJF real-engine summary: its short/long-prompt TTFT and E2E means (with intervals) come from the
+        serve stage's request groups (prompt ≤ / > the middle of the 100-2000 range)."""
+        return self.ewsjf_serve
 
     # ------------------------------------------------------------------ figures
     def _save_fig(self, name: str, fig: Any) -> None:
@@ -189,6 +178,8 @@ class Report:
                                                                     "long outputs, simulator)"),
             "pars_serve": lambda: F.serving_bars(self.serve, f"Real engine ({self.p['model']}), "
                                                  f"{self.p['pars_serving_rate']} req/s"),
+            "pars_serve_ratios": lambda: F.serving_ratios(self.serve_ratios, f"Real engine ({self.p['model']}), "
+                                                          f"{self.p['pars_serving_rate']} req/s: FCFS / policy"),
             "pars_serve_cdf": lambda: F.latency_cdf(self.serve_runs, f"Real engine ({self.p['model']})"),
             "sim_vs_engine": lambda: F.agreement(self.agreement_t.set_index(["case", "policy"]),
                                                  f"Simulator ({self.agreement_meta['profile']}"
@@ -207,6 +198,8 @@ class Report:
             "ewsjf_protocol": lambda: F.protocol_benchmark(self.protocol["benchmark"]["gains"]),
             "ewsjf_constraints": lambda: F.protocol_sweeps(self.protocol["sweeps"]["gains"],
                                                            self.protocol["sweeps"]["summary"]),
+            "ewsjf_serve_ratios": lambda: F.serving_ratios(self.ewsjf_serve_ratios, f"EWSJF on the real engine "
+                                                           f"({self.p['model']}): FCFS / policy"),
             "headtohead": lambda: F.head_to_head(self.h2h),
             "overheads": lambda: F.overheads(self.costs, self.ranker_ms),
         }
@@ -238,29 +231,40 @@ class Report:
             "ranker_noise": self.noise,
             **({"ranker_ablation_truncation": self.truncation} if self.truncation is not None else {}),
             "ranker_ablation_backbone": self.backbones,
-            "pars_sim": self.pars_sim[["label", "load", "rate", *lat, "promoted"]],
-            "pars_sim_proxy": self.proxy[["label", "load", "rate", *lat, "promoted"]],
-            "pars_serve": self.serve[["n_ok", *lat]].reset_index(names="label"),
+            "pars_sim": _with_ci(self.pars_sim, ["label", "load", "rate"], [*lat, "promoted"]),
+            "pars_sim_proxy": _with_ci(self.proxy, ["label", "load", "rate"], [*lat, "promoted"]),
+            "pars_serve": _with_ci(self.serve.reset_index(names="label"), ["label", "n_ok"], lat),
+            "pars_serve_ratios": self.serve_ratios,
+            "pars_serve_runs": self._run_table(self.serve_dir),
             "sim_vs_engine": self.agreement_t,
             "ewsjf_partitions": self.queues,
-            "ewsjf_sim": self.ewsjf_sim[["preset", "label", "load", "rate", *ew, "ttft_mean"]],
-            "ewsjf_serve": self.ewsjf_serve_split[["n_ok", *[c for c in ew if c != "utilisation"]]]
-            .reset_index(names="label"),
+            "ewsjf_sim": _with_ci(self.ewsjf_sim, ["preset", "label", "load", "rate"], [*ew, "ttft_mean"]),
+            "ewsjf_serve": _with_ci(self.ewsjf_serve_split.reset_index(names="label"), ["label", "n_ok"],
+                                    [c for c in ew if c != "utilisation"]),
+            "ewsjf_serve_ratios": self.ewsjf_serve_ratios,
+            "ewsjf_serve_runs": self._run_table(self.ewsjf_serve_dir),
             "ewsjf_tuning": self.trials,
             "ewsjf_online": self.online,
             "ewsjf_online_vs_fixed": self.online_summary[["label", "load", *ew]],
             "ewsjf_protocol_gains": self.protocol["benchmark"]["gains"],
             "ewsjf_constraint_gains": self.protocol["sweeps"]["gains"],
             **({"ewsjf_tuning_noise": self.tune_noise} if self.tune_noise is not None else {}),
-            "headtohead": self.h2h[["workload", "label", "load", "rate", *lat]],
+            "headtohead": _with_ci(self.h2h, ["workload", "label", "load", "rate"], lat),
             "overheads_policy": self.costs,
             "overheads_ranker": self.ranker_ms,
         }
         if self.reasoning is not None:
-            t["pars_reasoning"] = self.reasoning[["label", "load", "rate", *lat, "promoted"]]
+            t["pars_reasoning"] = _with_ci(self.reasoning, ["label", "load", "rate"], [*lat, "promoted"])
         for name, frame in t.items():
             self._save_table(name, frame)
         return t
+
+    @staticmethod
+    def _run_table(folder: Path) -> pd.DataFrame:
+        """One row per real-engine run, in the order they ran, with its speed probe: drift made visible."""
+        from llmsched.serving.experiment import list_runs
+
+        return list_runs(folder).drop(columns="dir")
 
     def _save_table(self, name: str, frame: pd.DataFrame) -> None:
         self.tab_dir.mkdir(parents=True, exist_ok=True)
@@ -294,6 +298,15 @@ class Report:
         path = Path(readme) if readme is not None else REPO_ROOT / "README.md"
         path.write_text(fill_section(path.read_text(), self.claims_markdown(), str(path)))
         return path
+
+
+def _with_ci(frame: pd.DataFrame, keys: list[str], metrics: list[str]) -> pd.DataFrame:
+    """`keys` and `metrics` of a summary, each metric followed by its 95 % interval columns where the summary has
+    them, and the number of seeds or runs behind each row."""
+    cols = [c for c in keys if c in frame] + [c for c in ("n_seeds", "n_runs") if c in frame]
+    for m in metrics:
+        cols += [c for c in (m, f"{m}_ci_low", f"{m}_ci_high") if c in frame]
+    return frame[cols]
 
 
 def fill_section(text: str, body: str, where: str = "the text") -> str:
