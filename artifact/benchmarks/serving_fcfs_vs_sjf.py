@@ -20,7 +20,7 @@ from llmsched.models import model_path
 from llmsched.paths import results_dir
 from llmsched.records import read_run
 from llmsched.serving.engine import EngineConfig, config_hash
-from llmsched.serving.experiment import compare_policies, sharegpt_workload
+from llmsched.serving.experiment import compare_policies, run_dir, sharegpt_workload
 from llmsched.serving.runner import RunConfig
 
 SHOWN = ["n_ok", "e2e_mean", "normalized_latency_mean", "ttft_mean", "e2e_p90", "request_throughput",
@@ -64,7 +64,7 @@ def main() -> None:
     print("\nmean queueing delay / E2E (s) by reference output-length quartile:")
     rows = {}
     for p in table.index:
-        df = per_request(read_run(out / p)[0])
+        df = per_request(read_run(run_dir(out, p, 0))[0])
         df["quartile"] = pd.qcut(df.ref_output_tokens, 4, labels=["Q1 (short)", "Q2", "Q3", "Q4 (long)"])
         m = df.groupby("quartile", observed=True)[["queue_delay", "e2e"]].mean()
         rows[p] = {q: f"{w:.1f} / {e:.1f}" for q, (w, e) in m.iterrows()}

@@ -27,7 +27,7 @@ from llmsched.analysis.metrics import summarize
 from llmsched.models import model_path
 from llmsched.paths import results_dir
 from llmsched.serving.engine import EngineConfig, config_hash
-from llmsched.serving.experiment import compare_policies, sharegpt_workload
+from llmsched.serving.experiment import compare_policies, run_dir, sharegpt_workload
 from llmsched.serving.runner import RunConfig
 from llmsched.sim import load_profile
 from llmsched.sim.validate import (
@@ -94,7 +94,7 @@ def main() -> None:
     for rate, n in args.cases:
         case = f"rate {rate:g}, n {n}"
         root = real_root(args, rate, n)
-        have = all((root / p / "requests.parquet").exists() for p in args.policies)
+        have = all((run_dir(root, p, 0) / "requests.parquet").exists() for p in args.policies)
         if not have and args.sim_only:
             print(f"{case}: no real results in {root}, skipped (--sim-only)")
             continue
@@ -123,7 +123,7 @@ def main() -> None:
 
     print("step level: real serving-loop cycles vs the profile's prediction (runs that recorded steps)")
     for (case, policy), _ in pairs.items():
-        steps_file = roots[case] / policy / "steps.parquet"
+        steps_file = run_dir(roots[case], policy, 0) / "steps.parquet"
         if steps_file.exists():
             s = step_error_summary(pd.read_parquet(steps_file), profile)
             print(f"-- {case}, {policy}\n{s.to_string(float_format=lambda v: f'{v:.3f}')}")
@@ -131,7 +131,7 @@ def main() -> None:
     refit_pairs = {}
     own_profiles = {}
     for (case, policy), (real, _) in pairs.items():
-        steps_file = roots[case] / policy / "steps.parquet"
+        steps_file = run_dir(roots[case], policy, 0) / "steps.parquet"
         if steps_file.exists():
             own = own_profiles[(case, policy)] = refit_profile(profile, pd.read_parquet(steps_file))
             sim = simulate_real_run(roots[case], policy, own, max_num_seqs=args.max_num_seqs)

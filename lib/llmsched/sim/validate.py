@@ -116,9 +116,11 @@ def write_table(table: pd.DataFrame, out_dir: str | Path, header: str = "") -> t
 # ---------------------------------------------------------------------------------------------------------
 
 
-def load_real_run(run_root: str | Path, policy: str) -> pd.DataFrame:
-    """The real engine's request records of `policy` in a compare_policies folder."""
-    return read_run(Path(run_root) / policy)[0]
+def load_real_run(run_root: str | Path, policy: str, run: int = 0) -> pd.DataFrame:
+    """The real engine's request records of run `run` of `policy` in a compare_policies folder."""
+    from llmsched.serving.experiment import run_dir
+
+    return read_run(run_dir(run_root, policy, run))[0]
 
 
 def sim_requests(run_root: str | Path, real: pd.DataFrame | None = None) -> list[Request]:
