@@ -27,10 +27,10 @@ from llmsched.workload import Request
 matplotlib.use("Agg")
 
 
-def _pool(m: int, seed: int = 0, sigma: float = 0.8) -> list[Request]:
+def _pool(m: int, seed: int = 0, sigma: float = 0.8, median: float = 150) -> list[Request]:
     """m requests with log-normal output lengths, uniform prompt lengths and noisy PARS/LTR scores."""
     rng = np.random.default_rng(seed)
-    lengths = np.clip(rng.lognormal(np.log(150), 1.0, m).round(), 1, 3000).astype(int)
+    lengths = np.clip(rng.lognormal(np.log(median), 1.0, m).round(), 1, 3000).astype(int)
     prompts = rng.integers(5, 400, m)
     return [Request(f"r{i}", "", int(p), int(n), hints={"score_pars": float(np.log(n) + rng.normal(0, sigma)),
                                                          "score_ltr": float(np.log(n) + rng.normal(0, sigma))})
@@ -86,7 +86,7 @@ TINY = {"pars_sim_overrides": {"max_num_seqs": 8, "max_num_batched_tokens": 1024
 def tiny(tmp_path_factory):
     out = tmp_path_factory.mktemp("headroom")
     settings = PARSSettings.from_params(TINY)
-    ratios = run_headroom(settings, {SHAREGPT: _pool(40, seed=3)}, out, workers=1)
+    ratios = run_headroom(settings, {SHAREGPT: _pool(40, seed=3, median=30)}, out, workers=1)
     return ratios, out
 
 

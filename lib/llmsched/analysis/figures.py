@@ -519,7 +519,8 @@ def _headroom_panels(ratios: pd.DataFrame, metric: str) -> tuple[pd.DataFrame, l
     if t.empty:
         raise ValueError(f"headroom figure: no rows of metric {metric!r} (has {sorted(set(ratios['metric']))})")
     t = t.assign(ratio_ci_low=t["ci_low"], ratio_ci_high=t["ci_high"])
-    panels = list(dict.fromkeys(zip(t["distribution"], t["gamma"].astype(float), strict=True)))
+    panels = sorted(dict.fromkeys(zip(t["distribution"], t["gamma"].astype(float), strict=True)),
+                    key=lambda p: (p[0] != "sharegpt", p[0], p[1]))  # ShareGPT first, its tails by γ
     prof = str(t["steptime"].iloc[0]) if "steptime" in t else "simulator"
     n = int(t["n_seeds"].max())
     note = f"mean and 95 % CI over {n} seeds" if n > 1 else "one seed, no interval"
@@ -565,8 +566,8 @@ def headroom_vs_length(ratios: pd.DataFrame, metric: str = "normalized_latency_m
     t = t[several]
     if t.empty:
         raise ValueError("headroom_vs_length: no load ran more than one run length")
-    panels = list(dict.fromkeys(zip(t["distribution"], t["gamma"].astype(float), t["load"].astype(float),
-                                    strict=True)))
+    panels = sorted(dict.fromkeys(zip(t["distribution"], t["gamma"].astype(float), t["load"].astype(float),
+                                      strict=True)), key=lambda p: (p[0] != "sharegpt", p[0], p[1], p[2]))
     labels = _order([x for x in HEADROOM_LABELS if x in set(t["label"])])
     fig, axes = plt.subplots(1, len(panels), figsize=(4.0 * len(panels), 3.8), squeeze=False, sharey=True)
     for ax, (dist, gamma, load) in zip(axes[0], panels, strict=True):

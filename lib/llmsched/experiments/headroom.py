@@ -26,8 +26,13 @@ SJF keeps serving the short requests that arrive). This stage maps the ratio ove
 
 Policies (the labels of ParsExperiments._sweep, plus prompt-length SJF): FCFS, PARS (guarded score-SJF on
 score_pars, the profile's starvation limit), PARS without the guard (as in the paper), LTR (score_ltr), oracle
-SJF (true lengths), prompt-length SJF (no predictor). Every (distribution, γ, n, load) is a seed_sweep over
-`headroom_seeds` seeds: seed s draws its workload with repeat_requests(pool, n, seed=s) and its arrivals with s.
+SJF (true lengths), prompt-length SJF (no predictor). NOTE: "pars" and "ltr" run the profile's starvation guard,
+as in the sim stage; under sustained overload every request that has waited `starvation_limit` admissions is
+promoted and promoted requests go oldest first, so a guarded score-SJF turns into FCFS as the run grows and its
+ratio falls back towards 1. "pars-noguard" (no guard, the paper's setting) shows what ordering alone gives; LTR's
+own guard (a request idle 200 steps runs first for 10 steps) is not modelled. Every (distribution, γ, n, load)
+is a seed_sweep over `headroom_seeds` seeds: seed s draws its workload with repeat_requests(pool, n, seed=s) and
+its arrivals with s.
 
 Outputs in out_dir (results/pars/<profile>/headroom/):
     ratios.parquet    one row per distribution, gamma, n, load, label (≠ fcfs), metric: ratio = FCFS / policy

@@ -136,12 +136,12 @@ class PARSSettings(_Settings):
     reasoning_max_tokens: int = 8192  # ... its generation cap
     reasoning_max_model_len: int = 10240  # ... its context length
     # headroom stage (llmsched.experiments.headroom, which checks these): where FCFS/policy ratios grow
-    headroom_loads: tuple[float, ...] = (0.5, 1.0, 1.5, 2.0, 3.0)  # request rate / saturation throughput
+    headroom_loads: tuple[float, ...] = (0.5, 1.0, 2.0, 3.0)  # request rate / saturation throughput
     headroom_gammas: tuple[float, ...] = (1.5, 2.0)  # heavier tails: output lengths L' = c·L^gamma, same mean
     headroom_seeds: int = 5  # seeds (seed, seed + 1, ...): workload draw and arrivals each; >= 5
     headroom_n: int = 2000  # requests per run of the ShareGPT maps (test prompts repeated)
     headroom_proxy_n: int = 1200  # requests per run of the reasoning-proxy map (0: not run)
-    headroom_proxy_loads: tuple[float, ...] = (1.0, 2.0, 3.0)  # ... at these loads
+    headroom_proxy_loads: tuple[float, ...] = (2.0, 3.0)  # ... at these loads (its runs cost ~10× more)
     headroom_lengths_factors: tuple[int, ...] = (1, 4)  # run lengths / headroom_n at the top loads (with 1) ...
     headroom_lengths_loads: tuple[float, ...] = (3.0,)  # ... at these loads (of headroom_loads), same arrival rate
 
