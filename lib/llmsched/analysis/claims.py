@@ -152,7 +152,6 @@ def paper_claims(r: Report) -> list[Claim]:
     sim_s, proxy_s = r.pars_sim_seeds, r.proxy_seeds
     prof = r.p["pars_sim_steptime"]
     top = float(sim["load"].max())
-    over = [float(x) for x in sorted(sim["load"].unique()) if x > 1]
     n_seeds = _seeds(sim_s)
     rate = r.p["pars_serving_rate"]
 
@@ -190,18 +189,25 @@ def paper_claims(r: Report) -> list[Claim]:
             t = seed_ratios(frame, "fcfs", label, "normalized_latency_mean")
             row = best_row(t, t["load"] > 1) if len(t) else None
             if row is not None and (best is None or row["ratio"] > best[0]["ratio"]):
-                best = (row, name, label)
+                best = (row, f"{label} on {name} at load {row['load']:g}")
+    room = _headroom_best(r.headroom, ("pars", "pars-noguard"), "normalized_latency_mean")
+    if room is not None and (best is None or room[0]["ratio"] > best[0]["ratio"]):
+        best = room
+    oracle = _headroom_best(r.headroom, ("oracle-sjf",), "normalized_latency_mean")
     interval = as_interval(best[0]) if best else (math.nan, math.nan, math.nan)
     verdict, rule = gain_verdict(interval, 15.7)
     out.append(Claim(
         "PARS: up to 15.7× lower (per-token) latency than vLLM's default scheduler under overload",
         "PARS v3 [paper], per-token under overload [3rd]",
-        "fig pars_sim_latency_vs_rate, pars_proxy_latency_vs_rate; tables pars_sim, pars_sim_proxy",
-        "15.7×", (f"best over overloaded loads: {best[2]} on {best[1]} at load {best[0]['load']:g}: "
-                  f"{fmt_interval(interval)}" if best else "no overloaded load ran"), verdict, rule,
-        f"simulator {prof}, loads {', '.join(f'{x:g}' for x in over) or 'none'} × saturation (the claim is about "
-        "overload; under sustained overload the ratio also grows with the run's length)",
-        f"t-interval over {n_seeds} seeds"))
+        "fig pars_sim_latency_vs_rate, pars_proxy_latency_vs_rate, pars_headroom_vs_load, pars_headroom_vs_length; "
+        "tables pars_sim, pars_sim_proxy, pars_headroom",
+        "15.7×", (f"best over overloaded loads, tails, the reasoning proxy and run lengths: {best[1]}: "
+                  f"{fmt_interval(interval)}" if best else "no overloaded load ran")
+        + (f"; oracle SJF's best: {fmt_interval(as_interval(oracle[0]))} ({oracle[1]})" if oracle else ""),
+        verdict, rule,
+        f"simulator {prof}: overloaded loads (the claim is about overload), heavier-tailed lengths and longer runs "
+        "(under sustained overload FCFS's latency grows with the run's length, so the ratio is no property of the "
+        "policy alone)", f"t-interval over {n_seeds} seeds"))
 
     tau_p, tau_base = _q(r, "pars"), _q(r, "prompt-length")
     out.append(Claim(
@@ -261,11 +267,15 @@ def paper_claims(r: Report) -> list[Claim]:
     ltr_best = seed_ratios(sim_s, "fcfs", "ltr", "e2e_mean")
     row = best_row(ltr_best, ltr_best["load"] >= 1) if len(ltr_best) else None
     interval = as_interval(row) if row is not None else (math.nan, math.nan, math.nan)
+    room = _headroom_best(r.headroom, ("ltr",), "e2e_mean")
+    where = f"ShareGPT at load {row['load']:g}" if row is not None else ""
+    if room is not None and room[0]["ratio"] > interval[0]:
+        interval, where = as_interval(room[0]), room[1]
     verdict, rule = gain_verdict(interval, 2.8)
     out.append(Claim(
-        "LTR: 2.8× lower chatbot latency than FCFS", "LTR baseline [paper]", "table pars_sim",
-        "2.8×", f"mean E2E FCFS/LTR, best load ≥ 1: {fmt_interval(interval)}"
-        + (f" at load {row['load']:g}" if row is not None else ""), verdict, rule,
+        "LTR: 2.8× lower chatbot latency than FCFS", "LTR baseline [paper]", "tables pars_sim, pars_headroom",
+        "2.8×", f"mean E2E FCFS/LTR, best at loads ≥ 1 (sweep and headroom map): {fmt_interval(interval)} "
+        f"({where})", verdict, rule,
         f"simulator {prof}, loads ≥ 1 × saturation (LTR's chatbot runs are near or above saturation)",
         f"t-interval over {n_seeds} seeds"))
     out.append(Claim(
@@ -457,3 +467,17 @@ def _held_out_gain(noise: pd.DataFrame | None) -> Interval:
     if not {"defaults", "tuned"} <= set(x.columns):
         return math.nan, math.nan, math.nan
     return t_interval((x["tuned"] - x["defaults"]).to_numpy(float))
+
+
+def _headroom_best(ratios: pd.DataFrame | None, labels: tuple[str, ...], metric: str,
+                   ) -> tuple[pd.Series, str] | None:
+    """The headroom map's row (columns distribution, gamma, n, load, label, metric, ratio, ci_low, ci_high) with
+    the highest ratio among `labels` at loads ≥ 1, and a text naming where it is."""
+    if ratios is None or not len(ratios):
+        return None
+    t = ratios[ratios["label"].isin(labels) & (ratios["metric"] == metric) & (ratios["load"] >= 1)]
+    row = best_row(t)
+    if row is None:
+        return None
+    return row, (f"{row['label']} on {row['distribution']} (γ {row['gamma']:g}), {int(row['n'])} requests, "
+                 f"load {row['load']:g}")

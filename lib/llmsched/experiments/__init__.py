@@ -27,7 +27,7 @@ from llmsched.experiments.settings import EWSJFSettings, HeadToHeadSettings, PAR
 def serving_outputs(params: dict[str, Any], reasoning: bool = False) -> list[Path]:
     """The files notebook 04 (serving experiments) writes for `params`; with `reasoning`, the reasoning stage's."""
     pars, ewsjf, h2h = ParsExperiments(params), EWSJFExperiments(params), HeadToHead(params)
-    out = [pars.out / d / "summary.parquet" for d in ("sim", "sim_proxy")]
+    out = [pars.out / d / "summary.parquet" for d in ("sim", "sim_proxy")] + [pars.out / "headroom" / "ratios.parquet"]
     out += [pars.out / "serve" / "summary.csv", pars.out / "agreement" / "comparison.csv",
             ewsjf.out / "serve" / "summary.csv"]
     out += [h2h.out / w / "summary.parquet" for w in ("sharegpt", "mixed")]

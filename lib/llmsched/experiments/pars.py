@@ -11,6 +11,9 @@ Stages (inputs → outputs under results/pars/<profile>/):
              ShareGPT ChatGPT lengths) → sim/
     proxy    the same on the reasoning proxy (math/code prompts from pars_proxy_pool further ShareGPT prompts,
              used neither for training nor testing; synthetic long-tailed lengths) → sim_proxy/
+    headroom where FCFS/policy latency ratios grow (llmsched.experiments.headroom): loads up to 3 × saturation,
+             heavier output-length tails, the reasoning proxy and longer runs under overload, with oracle SJF
+             beside PARS and LTR → headroom/ (ratios.parquet: where the papers' 15.7× and 2.8× occur, if anywhere)
     serve    the real engine (the profile's model, e.g. SmolLM2-135M-Instruct on CPU) at an overloaded rate,
              FCFS / rankers / oracle (and EWSJF with `pars_serving_ewsjf`, the head-to-head on the real engine)
              → serve/
@@ -40,7 +43,7 @@ from llmsched.policies import PolicySpec
 
 logger = logging.getLogger(__name__)
 
-STAGES = ("collect", "study", "sim", "proxy", "serve", "agreement", "reasoning")
+STAGES = ("collect", "study", "sim", "proxy", "headroom", "serve", "agreement", "reasoning")
 RANKERS = ("pars", "ltr", "pointwise")  # the learned rankers that also schedule
 
 

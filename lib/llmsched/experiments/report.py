@@ -72,6 +72,7 @@ class Report:
         self.pars_sim = pq(self._need(f"{pars}/sim/summary.parquet", 4))
         self.pars_sim_req = pq(self._need(f"{pars}/sim/requests.parquet", 4))
         self.proxy = pq(self._need(f"{pars}/sim_proxy/summary.parquet", 4))
+        self.headroom = pq(self._need(f"{pars}/headroom/ratios.parquet", 4))
         reasoning = self.root / pars.format(p=self.profile) / "reasoning" / "summary.parquet"
         self.reasoning = pq(reasoning) if reasoning.exists() else None  # only with pars_reasoning_model
         self.serve_dir = self._need(f"{pars}/serve", 4)
@@ -176,6 +177,8 @@ class Report:
             "pars_sim_cdf": lambda: F.latency_cdf(slice_top, f"PARS, ShareGPT at load {top:g} (simulator)"),
             "pars_proxy_latency_vs_rate": lambda: F.latency_vs_rate(self.proxy, "PARS, reasoning proxy (synthetic "
                                                                     "long outputs, simulator)"),
+            "pars_headroom_vs_load": lambda: F.headroom_vs_load(self.headroom),
+            "pars_headroom_vs_length": lambda: F.headroom_vs_length(self.headroom),
             "pars_serve": lambda: F.serving_bars(self.serve, f"Real engine ({self.p['model']}), "
                                                  f"{self.p['pars_serving_rate']} req/s"),
             "pars_serve_ratios": lambda: F.serving_ratios(self.serve_ratios, f"Real engine ({self.p['model']}), "
@@ -233,6 +236,7 @@ class Report:
             "ranker_ablation_backbone": self.backbones,
             "pars_sim": _with_ci(self.pars_sim, ["label", "load", "rate"], [*lat, "promoted"]),
             "pars_sim_proxy": _with_ci(self.proxy, ["label", "load", "rate"], [*lat, "promoted"]),
+            "pars_headroom": self.headroom,
             "pars_serve": _with_ci(self.serve.reset_index(names="label"), ["label", "n_ok"], lat),
             "pars_serve_ratios": self.serve_ratios,
             "pars_serve_runs": self._run_table(self.serve_dir),

@@ -157,6 +157,9 @@ class PARSSettings(_Settings):
         if not self.sim_loads or any(not x > 0 for x in self.sim_loads):
             raise ValueError(f"pars_sim_loads must be positive numbers, got {self.sim_loads!r}")
         _one_of(self, "agreement_on_mismatch", ON_MISMATCH)
+        from llmsched.experiments.headroom import check_settings
+
+        check_settings(self)
 
 
 @dataclass(frozen=True)
