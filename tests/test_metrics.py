@@ -76,7 +76,7 @@ def test_summarize_every_metric_hand_computed():
         "e2e_mean": 3.0, "e2e_p50": 3.0, "e2e_p90": 4.6, "e2e_p99": 4.96,
         "normalized_latency_mean": (0.6 + 1.0 + 5 / 11) / 3, "normalized_latency_p50": 0.6,
         "normalized_latency_p90": 0.92, "normalized_latency_p99": 0.992,
-        "queue_delay_max": 2.0,
+        "queue_delay_mean": (0.5 + 0.0 + 2.0) / 3, "queue_delay_max": 2.0,  # ok rows: a waits 0.5, b 0, c 2
         "makespan": 7.5,  # last ok token 8.0 - first arrival that reached the engine 0.5
         "request_throughput": 3 / 7.5,
         "token_throughput": 17 / 7.5,

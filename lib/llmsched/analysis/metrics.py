@@ -12,6 +12,7 @@ Per run (`summarize`):
     {m}_mean, {m}_p50, {m}_p90, {m}_p99                 for m in ttft, tpot, e2e, normalized_latency; over ok
                                                         rows with a defined value (linear-interpolated
                                                         percentiles); NaN when there is none
+    queue_delay_mean        mean queue_delay (scheduled - arrival) of the ok requests
     queue_delay_max         worst queue_delay of an ok request
     makespan                max(last_token of ok) - min(arrival of every request that reached the engine,
                             i.e. status != "rejected")
@@ -55,8 +56,8 @@ PERCENTILES = (50, 90, 99)
 SUMMARY_COLUMNS = [
     "n_requests", "n_ok", "n_failed", "n_rejected", "n_timeout",
     *[f"{m}_{s}" for m in LATENCY_METRICS for s in ("mean", *(f"p{p}" for p in PERCENTILES))],
-    "queue_delay_max", "makespan", "request_throughput", "token_throughput", "total_token_throughput",
-    "goodput", "slo_attainment",
+    "queue_delay_mean", "queue_delay_max", "makespan", "request_throughput", "token_throughput",
+    "total_token_throughput", "goodput", "slo_attainment",
 ]  # fmt: skip
 
 
@@ -155,6 +156,7 @@ def summarize(df: pd.DataFrame, slo: SLO | None = None) -> dict[str, float | int
         res[f"{name}_mean"] = mean
         res.update({f"{name}_p{p}": q for p, q in zip(PERCENTILES, pcts, strict=True)})
     qd = m["queue_delay"].to_numpy(dtype=float)
+    res["queue_delay_mean"] = float(np.nanmean(qd)) if np.any(~np.isnan(qd)) else math.nan
     res["queue_delay_max"] = float(np.nanmax(qd)) if np.any(~np.isnan(qd)) else math.nan
 
     arrival = pd.to_numeric(m["arrival"], errors="coerce")[(status != REJECTED).to_numpy()].dropna()
