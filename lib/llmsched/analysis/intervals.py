@@ -104,16 +104,25 @@ def bootstrap_runs(runs: Sequence[Sequence[float] | np.ndarray | pd.Series],
     xs = _clean_runs(runs)
     if not xs:
         return math.nan, math.nan, math.nan
-    estimate = float(np.mean([stat(x) for x in xs]))
+    def over_runs(chosen: list[np.ndarray]) -> float:
+        return float(np.mean([stat(x) for x in chosen]))
+
+    estimate = over_runs(xs)
     if len(xs) < 2:
         return estimate, math.nan, math.nan
+    return (estimate, *_two_stage(xs, over_runs, n_boot, seed, level))
+
+
+def _two_stage(groups: list[np.ndarray], statistic: Callable[[list[np.ndarray]], float], n_boot: int, seed: int,
+               level: float) -> tuple[float, float]:
+    """Percentile interval of `statistic` over two-stage resamples: groups drawn with replacement, then the rows
+    of each drawn group with replacement."""
     rng = np.random.default_rng(seed)
     draws = np.empty(n_boot)
     for b in range(n_boot):
-        picked = rng.integers(len(xs), size=len(xs))
-        draws[b] = np.mean([stat(xs[i][rng.integers(xs[i].size, size=xs[i].size)]) for i in picked])
-    lo, hi = _percentiles(draws, level)
-    return estimate, lo, hi
+        picked = rng.integers(len(groups), size=len(groups))
+        draws[b] = statistic([groups[i][rng.integers(len(groups[i]), size=len(groups[i]))] for i in picked])
+    return _percentiles(draws, level)
 
 
 def paired_ratio(base_runs: Sequence[pd.Series], other_runs: Sequence[pd.Series], *, n_boot: int = N_BOOT,
@@ -145,13 +154,7 @@ def paired_ratio(base_runs: Sequence[pd.Series], other_runs: Sequence[pd.Series]
     estimate = ratio(pairs)
     if len(pairs) < 2:
         return estimate, math.nan, math.nan
-    rng = np.random.default_rng(seed)
-    draws = np.empty(n_boot)
-    for k in range(n_boot):
-        picked = rng.integers(len(pairs), size=len(pairs))
-        draws[k] = ratio([pairs[i][rng.integers(len(pairs[i]), size=len(pairs[i]))] for i in picked])
-    lo, hi = _percentiles(draws, level)
-    return estimate, lo, hi
+    return (estimate, *_two_stage(pairs, ratio, n_boot, seed, level))
 
 
 def excludes(interval: Interval, value: float = 1.0) -> bool:
