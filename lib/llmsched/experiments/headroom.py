@@ -60,6 +60,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from llmsched.experiments.settings import check_headroom as check_settings
 from llmsched.policies import PolicySpec
 from llmsched.workload import Request
 
@@ -79,42 +80,6 @@ RATIO_COLUMNS = [*KEYS, "label", "metric", "ratio", "ci_low", "ci_high", "n_seed
 
 
 # ------------------------------------------------------------------------------------------------ settings
-def check_settings(s: Any) -> None:
-    """ValueError naming the bad `pars_headroom_*` value of a PARSSettings (or anything with those fields)."""
-    def numbers(name: str, values: Any, ok: Any, what: str) -> None:
-        vals = list(values) if isinstance(values, list | tuple) else None
-        if not vals or any(isinstance(v, bool) or not isinstance(v, int | float) or not ok(v) for v in vals):
-            raise ValueError(f"pars_headroom_{name} must be a non-empty list of {what}, got {values!r}")
-
-    def count(name: str, v: Any, low: int) -> None:
-        if isinstance(v, bool) or not isinstance(v, int | float) or int(v) != v or v < low:
-            raise ValueError(f"pars_headroom_{name} must be a whole number >= {low}, got {v!r}")
-
-    numbers("loads", s.headroom_loads, lambda v: v > 0, "positive numbers (request rate / saturation throughput)")
-    if not isinstance(s.headroom_gammas, list | tuple):
-        raise ValueError(f"pars_headroom_gammas must be a list of exponents > 1 (may be empty), got "
-                         f"{s.headroom_gammas!r}")
-    if s.headroom_gammas:
-        numbers("gammas", s.headroom_gammas, lambda v: v > 1, "exponents > 1 (1 is the untransformed ShareGPT run)")
-    count("seeds", s.headroom_seeds, 5)
-    count("n", s.headroom_n, 10)
-    count("proxy_n", s.headroom_proxy_n, 0)
-    if s.headroom_proxy_n:
-        count("proxy_n", s.headroom_proxy_n, 10)
-        numbers("proxy_loads", s.headroom_proxy_loads, lambda v: v > 0, "positive numbers")
-    numbers("lengths_factors", s.headroom_lengths_factors,
-            lambda v: v >= 1 and int(v) == v, "whole numbers >= 1 (run length / pars_headroom_n)")
-    if 1 not in s.headroom_lengths_factors:
-        raise ValueError(f"pars_headroom_lengths_factors must include 1 (the map's own runs, the reference of the "
-                         f"longer ones), got {s.headroom_lengths_factors!r}")
-    if len(s.headroom_lengths_factors) > 1:
-        numbers("lengths_loads", s.headroom_lengths_loads, lambda v: v > 0, "positive numbers")
-        missing = [x for x in s.headroom_lengths_loads if not any(math.isclose(x, y) for y in s.headroom_loads)]
-        if missing:
-            raise ValueError(f"pars_headroom_lengths_loads {missing} are not in pars_headroom_loads "
-                             f"{list(s.headroom_loads)}: the longer runs are held at the rate of the map's run")
-
-
 # ------------------------------------------------------------------------------------------------ workloads
 @dataclasses.dataclass(frozen=True)
 class PowerTail:
@@ -210,8 +175,8 @@ def kendall_taus(pool: Sequence[Request]) -> dict[str, float]:
 def _sweep(pool: Sequence[Request], n: int, loads: Sequence[float], seeds: Sequence[int], specs: Mapping[str, Any],
            config: Any, step_time: Any, keys: dict[str, Any], out: Path, workers: int | None) -> pd.DataFrame:
     """One seed_sweep of `pool` drawn to n requests per seed; its per-seed table."""
-    from llmsched.experiments.pars import repeat_requests
     from llmsched.sim.sweep import seed_sweep
+    from llmsched.workload import repeat_requests
 
     workloads = {s: repeat_requests(pool, n, seed=s) for s in seeds}
     name = f"{keys['distribution']}-g{keys['gamma']:g}-n{n}" + (f"-{keys['part']}" if "part" in keys else "")
@@ -221,8 +186,8 @@ def _sweep(pool: Sequence[Request], n: int, loads: Sequence[float], seeds: Seque
 
 
 def _draw_capacity(pool: Sequence[Request], n: int, seeds: Sequence[int], config: Any, step_time: Any) -> float:
-    from llmsched.experiments.pars import repeat_requests
     from llmsched.sim.sweep import saturation_throughput
+    from llmsched.workload import repeat_requests
 
     return float(np.mean([saturation_throughput(repeat_requests(pool, n, seed=s), config, step_time)
                           for s in seeds]))

@@ -63,7 +63,7 @@ class HeadToHead:
         """Workload `name` drawn with `seed` (default: the profile's seed): the scored test prompts drawn to
         pars_sim_n requests (sharegpt), or h2h_mixed_n requests of the mix cut from ShareGPT text and scored
         (mixed; each draw is scored once and cached)."""
-        from llmsched.experiments.pars import repeat_requests
+        from llmsched.workload import repeat_requests
 
         seed = int(self.s.seed) if seed is None else int(seed)
         if name == "sharegpt":

@@ -40,6 +40,7 @@ from llmsched.experiments.settings import EWSJFSettings, PARSSettings
 from llmsched.experiments.stages import run_stages_cli, select_policies
 from llmsched.paths import results_dir
 from llmsched.policies import PolicySpec
+from llmsched.workload import repeat_requests
 
 logger = logging.getLogger(__name__)
 
@@ -348,31 +349,6 @@ class ParsExperiments:
             if len(proxy) >= 10:
                 pools[PROXY] = self.scored_test(proxy)
         return run_headroom(self.s, pools, self.out / "headroom")
-
-
-def repeat_requests(requests, n: int, *, seed: int):
-    """n requests drawn from `requests` by cycling through a seeded permutation of them, a new one per cycle
-    (ids made unique: `<id>~<cycle>`): a larger workload from the same prompts.
-
-    Every prompt appears once per full cycle, so each seed's workload holds the prompts in the same proportions;
-    the seed decides their order and which prompts fill the last, partial cycle. The same seed gives the same
-    requests."""
-    import dataclasses
-
-    import numpy as np
-
-    if not requests:
-        raise ValueError("no requests to repeat")
-    if n < 1:
-        raise ValueError(f"n must be >= 1, got {n!r}")
-    rng = np.random.default_rng(seed)
-    m = len(requests)
-    out = []
-    for cycle in range((n + m - 1) // m):
-        for i in rng.permutation(m)[: n - cycle * m]:
-            r = requests[int(i)]
-            out.append(dataclasses.replace(r, request_id=f"{r.request_id}~{cycle}"))
-    return out
 
 
 def _show(stage: str, result: Any) -> None:

@@ -18,6 +18,7 @@ Every step-time setting is named `*_steptime` (a step-time profile of llmsched.s
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
@@ -157,9 +158,7 @@ class PARSSettings(_Settings):
         if not self.sim_loads or any(not x > 0 for x in self.sim_loads):
             raise ValueError(f"pars_sim_loads must be positive numbers, got {self.sim_loads!r}")
         _one_of(self, "agreement_on_mismatch", ON_MISMATCH)
-        from llmsched.experiments.headroom import check_settings
-
-        check_settings(self)
+        check_headroom(self)
 
 
 @dataclass(frozen=True)
@@ -237,3 +236,39 @@ class HeadToHeadSettings(_Settings):
         _positive(self, "mixed_n")
         if not self.loads or any(not x > 0 for x in self.loads):
             raise ValueError(f"h2h_loads must be positive numbers, got {self.loads!r}")
+
+
+def check_headroom(s: Any) -> None:
+    """ValueError naming the bad `pars_headroom_*` value of a PARSSettings (or anything with those fields)."""
+    def numbers(name: str, values: Any, ok: Any, what: str) -> None:
+        vals = list(values) if isinstance(values, list | tuple) else None
+        if not vals or any(isinstance(v, bool) or not isinstance(v, int | float) or not ok(v) for v in vals):
+            raise ValueError(f"pars_headroom_{name} must be a non-empty list of {what}, got {values!r}")
+
+    def count(name: str, v: Any, low: int) -> None:
+        if isinstance(v, bool) or not isinstance(v, int | float) or int(v) != v or v < low:
+            raise ValueError(f"pars_headroom_{name} must be a whole number >= {low}, got {v!r}")
+
+    numbers("loads", s.headroom_loads, lambda v: v > 0, "positive numbers (request rate / saturation throughput)")
+    if not isinstance(s.headroom_gammas, list | tuple):
+        raise ValueError(f"pars_headroom_gammas must be a list of exponents > 1 (may be empty), got "
+                         f"{s.headroom_gammas!r}")
+    if s.headroom_gammas:
+        numbers("gammas", s.headroom_gammas, lambda v: v > 1, "exponents > 1 (1 is the untransformed ShareGPT run)")
+    count("seeds", s.headroom_seeds, 5)
+    count("n", s.headroom_n, 10)
+    count("proxy_n", s.headroom_proxy_n, 0)
+    if s.headroom_proxy_n:
+        count("proxy_n", s.headroom_proxy_n, 10)
+        numbers("proxy_loads", s.headroom_proxy_loads, lambda v: v > 0, "positive numbers")
+    numbers("lengths_factors", s.headroom_lengths_factors,
+            lambda v: v >= 1 and int(v) == v, "whole numbers >= 1 (run length / pars_headroom_n)")
+    if 1 not in s.headroom_lengths_factors:
+        raise ValueError(f"pars_headroom_lengths_factors must include 1 (the map's own runs, the reference of the "
+                         f"longer ones), got {s.headroom_lengths_factors!r}")
+    if len(s.headroom_lengths_factors) > 1:
+        numbers("lengths_loads", s.headroom_lengths_loads, lambda v: v > 0, "positive numbers")
+        missing = [x for x in s.headroom_lengths_loads if not any(math.isclose(x, y) for y in s.headroom_loads)]
+        if missing:
+            raise ValueError(f"pars_headroom_lengths_loads {missing} are not in pars_headroom_loads "
+                             f"{list(s.headroom_loads)}: the longer runs are held at the rate of the map's run")

@@ -39,7 +39,7 @@ from .hf_datasets import (
     read_rows,
 )
 from .io import load_workload, save_workload, workload_frame
-from .mixed import PRESETS, MixedConfig, draw_prompt_lengths, mixed_workload
+from .mixed import PRESETS, MixedConfig, draw_prompt_lengths, mixed_workload, repeat_requests
 from .records import LoadResult, LoadStats, PromptRecord, to_requests
 from .request import Request
 from .sharegpt import JsonArrayReader, load_sharegpt, sharegpt_path
@@ -47,6 +47,7 @@ from .tokens import TokenPool, count_tokens, load_tokenizer, special_token_overh
 from .trace import Trace, load_trace, trace_requests
 
 __all__ = [
+    "repeat_requests",
     "ARRIVAL_KINDS",
     "HUB_NAMES",
     "LOADERS",

@@ -101,3 +101,26 @@ def mixed_workload(cfg: MixedConfig, tokenizer: PreTrainedTokenizerBase, pool: S
     return [Request(request_id=f"{cfg.source}-{i}", prompt=text, prompt_tokens=count, output_tokens=int(out),
                     source=cfg.source)
             for i, (text, count, out) in enumerate(zip(texts, counts, outputs, strict=True))]
+
+
+def repeat_requests(requests: Sequence[Request], n: int, *, seed: int) -> list[Request]:
+    """n requests drawn from `requests` by cycling through a seeded permutation of them, a new one per cycle
+    (ids made unique: `<id>~<cycle>`): a larger workload from the same prompts.
+
+    Every prompt appears once per full cycle, so each seed's workload holds the prompts in the same proportions;
+    the seed decides their order and which prompts fill the last, partial cycle. The same seed gives the same
+    requests."""
+    import dataclasses
+
+    if not requests:
+        raise ValueError("no requests to repeat")
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n!r}")
+    rng = np.random.default_rng(seed)
+    m = len(requests)
+    out = []
+    for cycle in range((n + m - 1) // m):
+        for i in rng.permutation(m)[: n - cycle * m]:
+            r = requests[int(i)]
+            out.append(dataclasses.replace(r, request_id=f"{r.request_id}~{cycle}"))
+    return out
