@@ -47,7 +47,6 @@ from .tokens import TokenPool, count_tokens, load_tokenizer, special_token_overh
 from .trace import Trace, load_trace, trace_requests
 
 __all__ = [
-    "repeat_requests",
     "ARRIVAL_KINDS",
     "HUB_NAMES",
     "LOADERS",
@@ -79,6 +78,7 @@ __all__ = [
     "mixed_workload",
     "poisson_arrivals",
     "read_rows",
+    "repeat_requests",
     "save_workload",
     "sharegpt_path",
     "special_token_overhead",
