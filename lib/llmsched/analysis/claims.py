@@ -125,7 +125,7 @@ def _serve_ratio(r: Report, label: str, metric: str, ratios: pd.DataFrame | None
         row = t[(t["label"] == label) & (t["metric"] == metric)]
         if len(row):
             return float(row["ratio"].iloc[0]), float(row["ci_low"].iloc[0]), float(row["ci_high"].iloc[0])
-    serve = r.serve if ratios is None else r.ewsjf_serve_split
+    serve = r.serve if ratios is None else r.ewsjf_serve
     if label not in serve.index or "fcfs" not in serve.index:
         return math.nan, math.nan, math.nan
     return float(serve.loc["fcfs", metric] / serve.loc[label, metric]), math.nan, math.nan

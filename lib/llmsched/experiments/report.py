@@ -109,7 +109,6 @@ class Report:
             [v["gains"].assign(stage=stage) for stage, v in self.protocol.items()], ignore_index=True)
         self.serve_runs = self._runs(self.serve_dir)
         self.ewsjf_runs = self._runs(self.ewsjf_serve_dir)
-        self.ewsjf_serve_split = self._ewsjf_serve_split()
 
     def _optional(self, rel: str) -> pd.DataFrame | None:
         """A table that only newer or larger runs write (paired ratios, re-evaluations), else None."""
@@ -140,12 +139,6 @@ class Report:
         g = t.groupby("ranker", sort=False).sum()
         return pd.DataFrame({"ranker": g.index, "requests": g["n"].to_numpy(),
                              "ms_per_request": 1000 * g["seconds"].to_numpy() / g["n"].to_numpy()})
-
-    # ------------------------------------------------------------------ derived
-    def _ewsjf_serve_split(self) -> pd.DataFrame:
-        """The EWSJF real-engine summary: its short/long-prompt TTFT and E2E means (with intervals) come from the
-        serve stage's request groups (prompt ≤ / > the middle of the 100-2000 range)."""
-        return self.ewsjf_serve
 
     # ------------------------------------------------------------------ figures
     def _save_fig(self, name: str, fig: Any) -> None:
@@ -192,7 +185,7 @@ class Report:
             "ewsjf_sweep": lambda: F.ewsjf_sweep(self.ewsjf_sim),
             "ewsjf_ablation": lambda: F.ewsjf_ablation(self.ewsjf_sim, float(self.ewsjf_sim["load"].max())),
             "ewsjf_convergence": lambda: F.convergence(self.trials, self.online),
-            "ewsjf_serve": lambda: F.serving_bars(self.ewsjf_serve_split, f"EWSJF on the real engine "
+            "ewsjf_serve": lambda: F.serving_bars(self.ewsjf_serve, f"EWSJF on the real engine "
                                                   f"({self.p['model']})", {
                                                       "ttft_short_mean": "mean TTFT, short (s)",
                                                       "ttft_long_mean": "mean TTFT, long (s)",
@@ -243,7 +236,7 @@ class Report:
             "sim_vs_engine": self.agreement_t,
             "ewsjf_partitions": self.queues,
             "ewsjf_sim": _with_ci(self.ewsjf_sim, ["preset", "label", "load", "rate"], [*ew, "ttft_mean"]),
-            "ewsjf_serve": _with_ci(self.ewsjf_serve_split.reset_index(names="label"), ["label", "n_ok"],
+            "ewsjf_serve": _with_ci(self.ewsjf_serve.reset_index(names="label"), ["label", "n_ok"],
                                     [c for c in ew if c != "utilisation"]),
             "ewsjf_serve_ratios": self.ewsjf_serve_ratios,
             "ewsjf_serve_runs": self._run_table(self.ewsjf_serve_dir),
