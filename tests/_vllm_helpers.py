@@ -22,7 +22,7 @@ from vllm.v1.request import Request as VllmRequest
 from vllm.v1.structured_output import StructuredOutputManager
 
 from llmsched.models import model_path
-from llmsched.policies import RequestView, make_policy
+from llmsched.policies import PolicySpec, RequestView
 from llmsched.sim import SimConfig
 from llmsched.vllm_plugin.scheduler import PolicyScheduler, vllm_request_view
 from llmsched.workload.request import Request
@@ -35,19 +35,22 @@ def tiny_model_config(max_model_len: int) -> ModelConfig:
     return ModelConfig(model=str(model_path("tiny")), dtype="float32", seed=0, max_model_len=max_model_len)
 
 
-def uses_vllm_priority(policy: str) -> bool:
+Policy = str | PolicySpec | tuple  # a policy name, a spec, or (name, args)
+
+
+def uses_vllm_priority(policy: Policy) -> bool:
     """Whether `policy` is vLLM's own priority scheduling (vLLM's queues, scheduling_policy="priority")."""
-    return make_policy(policy).uses_vllm_priority
+    return PolicySpec.parse(policy).build().uses_vllm_priority
 
 
-def request_priority(policy: str, view: RequestView) -> int:
+def request_priority(policy: Policy, view: RequestView) -> int:
     """The vLLM request priority of a request under `policy`: the policy's `priority_of` for vLLM's priority
     policies (as the serving runner passes it), else vLLM's default 0."""
-    queue = make_policy(policy)
+    queue = PolicySpec.parse(policy).build()
     return queue.priority_of(view) if queue.uses_vllm_priority else 0
 
 
-def build_scheduler(model: ModelConfig, cfg: SimConfig, policy: str, plugin: bool = False) -> Scheduler:
+def build_scheduler(model: ModelConfig, cfg: SimConfig, policy: Policy, plugin: bool = False) -> Scheduler:
     """vLLM's Scheduler for the engine settings of `cfg`, scheduling by `policy`; no model, no executor.
 
     plugin=False: "fcfs" runs vLLM's own FCFS queue (stock vLLM, the reference), vLLM's priority policies its
@@ -64,7 +67,8 @@ def build_scheduler(model: ModelConfig, cfg: SimConfig, policy: str, plugin: boo
         policy="priority" if stock_priority else "fcfs",
     )
     cache = CacheConfig(block_size=cfg.block_size, enable_prefix_caching=False)
-    additional: dict[str, Any] = {"llmsched": {"policy": policy}} if plugin else {}
+    spec = PolicySpec.parse(policy)
+    additional: dict[str, Any] = {"llmsched": spec.to_json()} if plugin else {}
     vc = VllmConfig(scheduler_config=sched_cfg, model_config=model, cache_config=cache, additional_config=additional)
     spec = FullAttentionSpec(block_size=cfg.block_size, num_kv_heads=1, head_size=1, dtype=torch.float32)
     kv = KVCacheConfig(num_blocks=cfg.num_blocks, kv_cache_tensors=[],
@@ -73,13 +77,13 @@ def build_scheduler(model: ModelConfig, cfg: SimConfig, policy: str, plugin: boo
     cls = PolicyScheduler if plugin else Scheduler
     s = cls(vllm_config=vc, kv_cache_config=kv, structured_output_manager=StructuredOutputManager(vc),
             block_size=cfg.block_size, log_stats=False)
-    if not plugin and policy != "fcfs" and not stock_priority:  # what llmsched.vllm_plugin does
-        s.waiting = make_policy(policy, view=vllm_request_view)
-        s.kv_holding_waiting = make_policy(policy, view=vllm_request_view)
+    if not plugin and spec.name != "fcfs" and not stock_priority:  # what llmsched.vllm_plugin does
+        s.waiting = spec.build(view=vllm_request_view)
+        s.kv_holding_waiting = spec.build(view=vllm_request_view)
     return s
 
 
-def scheduler_request(r: Request, policy: str, **params: Any) -> VllmRequest:
+def scheduler_request(r: Request, policy: Policy, **params: Any) -> VllmRequest:
     """The vLLM request of workload request `r`: prompt of r.prompt_tokens tokens, exactly r.output_tokens
     output tokens (at least 1), hints `ref_output_tokens` and r.hints as SamplingParams.extra_args, the priority
     `policy` gives it. `params` go to SamplingParams."""

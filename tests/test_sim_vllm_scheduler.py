@@ -19,7 +19,7 @@ import math
 import pytest
 
 from factories import TIMED_STEP, random_workload, sim_configs
-from llmsched.policies import make_policy
+from llmsched.policies import PolicySpec, make_policy
 from llmsched.sim import SimConfig, sim_request_view, simulate
 from llmsched.workload.request import Request
 
@@ -39,15 +39,15 @@ def vllm_bits():
 
     model = tiny_model_config(MODEL_LEN)
 
-    def build(cfg: SimConfig, policy: str):
-        return build_scheduler(model, cfg, policy)
+    def build(cfg: SimConfig, policy, plugin: bool = False):
+        return build_scheduler(model, cfg, policy, plugin=plugin)
 
     return build, scheduler_request, ModelRunnerOutput
 
 
-def run_vllm(vllm_bits, requests: list[Request], cfg: SimConfig, policy: str) -> dict[str, tuple]:
+def run_vllm(vllm_bits, requests: list[Request], cfg: SimConfig, policy, plugin: bool = False) -> dict[str, tuple]:
     build, make_request, ModelRunnerOutput = vllm_bits
-    sched = build(cfg, policy)
+    sched = build(cfg, policy, plugin)
     order = sorted(requests, key=lambda r: (r.arrival_time, r.request_id))
     times = {r.request_id: [math.nan, math.nan, math.nan, 0] for r in order}
     live: dict[str, object] = {}
@@ -122,6 +122,47 @@ def test_simulator_matches_vllm_scheduler(vllm_bits, cfg_name: str, policy: str,
         queue = make_policy(policy, view=sim_request_view)
         queue.victim = "newest"
         assert not simulate(reqs, cfg, TIMED_STEP, queue).frame.equals(res.frame)
+
+
+# --- the preemption hook: the plug-in's own class, ranking its running list --------------------------------------
+
+# PARS with rank-aware victims (with and without swaps for better-ranked waiting requests) and LTR's scheduler as
+# released (short starvation and quantum windows so that both act within 60 requests). EWSJF's rank victims are not
+# here: under the plug-in its waiting-time scores follow the wall clock (tests/test_ewsjf.py covers its hook).
+RANKED = {
+    "pars-rank": ("pars", {"starvation_limit": 8, "victim": "rank"}),
+    "pars-rank-swap": ("pars", {"starvation_limit": 8, "victim": "rank", "swap_limit": 1}),
+    "ltr-released": ("ltr-released", {"starvation_steps": 30, "quantum_steps": 3}),
+}
+# small engines: few sequence slots, so that swaps happen, and a KV pool that forces preemptions
+HOOK_CONFIGS = {
+    "few-slots": SimConfig(num_blocks=400, block_size=8, max_num_seqs=3, max_num_batched_tokens=128,
+                           max_model_len=MODEL_LEN),
+    "tight-kv": CONFIGS["tight-kv"],
+}
+
+
+@pytest.mark.parametrize("cfg_name", list(HOOK_CONFIGS))
+@pytest.mark.parametrize("label", list(RANKED))
+def test_preemption_hook_matches_the_plugin_in_vllm(vllm_bits, cfg_name: str, label: str) -> None:
+    cfg, spec = HOOK_CONFIGS[cfg_name], PolicySpec.parse(RANKED[label])
+    reqs = random_workload(23, n=60, rate=400.0, scored=True, prompt="x", source="")
+    expected = run_vllm(vllm_bits, reqs, cfg, spec, plugin=True)
+    res = simulate(reqs, cfg, TIMED_STEP, spec)
+    got = {row.request_id: (row.scheduled, row.first_token, row.last_token, row.preemptions)
+           for row in res.frame.itertuples()}
+    mismatched = {rid: (got[rid], expected[rid]) for rid in expected if got[rid] != expected[rid]}
+    assert not mismatched, f"{len(mismatched)} requests differ (sim, vLLM): {dict(list(mismatched.items())[:3])}"
+    swaps = res.stats["policy_stats"].get("swaps", 0)
+    if cfg_name == "tight-kv":
+        assert res.stats["num_preemptions"] > swaps  # KV victims chosen by rank
+    if spec.args.get("swap_limit") and cfg_name == "few-slots":
+        assert swaps > 0
+        assert max(got[r][3] for r in got) <= spec.args["swap_limit"]  # no KV pressure: swaps only, bounded
+    # informative: vLLM's own victim (the newest running request, admission order) gives other timings
+    plain = dict(spec.args, victim="newest", swap_limit=None) if spec.name != "ltr-released" else None
+    if plain is not None and cfg_name == "tight-kv":
+        assert not simulate(reqs, cfg, TIMED_STEP, PolicySpec(spec.name, plain)).frame.equals(res.frame)
 
 
 # --- chunked prefill off -------------------------------------------------------------------------------------------

@@ -20,6 +20,9 @@ When the engine calls each method (vLLM 0.32 `Scheduler`, mirrored by the simula
                        (`waiting` and `kv_holding_waiting`), so requests the queue does not hold are ignored
     __len__/__iter__   statistics and diagnostics; __iter__ yields in admission order
     __contains__       whether the queue holds the request (identity, not equality)
+    rank_of            (policies with victim = "rank") a request's rank: the engine orders its running requests by
+                       it at the start of every step, so vLLM's victim is the worst-ranked; with `swap_limit` it also
+                       swaps a running request out for a better-ranked waiting head (`plan_swap`)
 
 A pop is an admission unless the request comes back through `prepend_requests` in the same step (a skip); queues
 whose state counts admissions (the starvation guard, EWSJF's feedback window) undo a skipped pop there.
@@ -29,7 +32,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, TypeVar
 
@@ -64,9 +67,19 @@ class PolicyQueue(ABC, Generic[T]):
     # bounds, ageing queues): the simulator then calls tick() for every engine step it represents, even when it
     # advances several decode-only steps at once.
     time_dependent: ClassVar[bool] = False
-    # Which running request the engine preempts when KV blocks run out: "newest" (vLLM's choice under its FCFS
-    # setting, running[-1]) or "priority" (vLLM's PRIORITY setting: the largest (priority_of(view), arrival)).
-    victim: ClassVar[str] = "newest"
+    # The preemption hook. `victim`: which running request the engine preempts when KV blocks run out:
+    #   "newest"    vLLM's own choice under its FCFS setting: running[-1], the latest admitted (the default)
+    #   "priority"  vLLM's PRIORITY setting: the largest (priority_of(view), arrival) (llmsched.policies.priority)
+    #   "rank"      the policy's choice: at the start of every step the engine orders its running requests by
+    #               `rank_of` (stable sort, lower = better), so the running pass hands out token budget in rank
+    #               order and vLLM's own victim, running[-1], is the worst-ranked running request.
+    # `swap_limit` (only with "rank"; None = off): at the start of every step, when no sequence slot is free and
+    # the waiting head ranks strictly better than the worst-ranked running request that has been preempted fewer
+    # than `swap_limit` times, that request is preempted (by recompute) to make room for the head: at most one
+    # such swap per step, and at most `swap_limit` preemptions of any kind before a request is never swapped out
+    # again, so no request thrashes (`plan_swap`). Instances may override both (policy options).
+    victim: str = "newest"
+    swap_limit: int | None = None
     # True for policies that are vLLM's own priority queue: the real engine keeps vLLM's PriorityRequestQueue
     # (scheduling_policy="priority") and receives each request's priority_of(view) (llmsched.policies.priority).
     uses_vllm_priority: ClassVar[bool] = False
@@ -85,6 +98,11 @@ class PolicyQueue(ABC, Generic[T]):
     def json_args(cls, args: Mapping[str, Any]) -> dict[str, Any]:
         """The inverse of resolve_args: arguments that survive JSON (the plug-in's config to the engine)."""
         return dict(args)
+
+    def rank_of(self, request: T) -> Any:
+        """The rank of a request for the preemption hook (`victim = "rank"`): lower is better (kept running, admitted
+        first); any totally ordered value. Waiting and running requests are compared on the same scale."""
+        raise NotImplementedError(f"{type(self).__name__} does not rank requests (victim={self.victim!r})")
 
     def _count(self, key: str) -> None:
         self.stats[key] = self.stats.get(key, 0) + 1
@@ -166,3 +184,33 @@ def finite_hint(view: RequestView, key: str) -> float | None:
     except (TypeError, ValueError):
         return None
     return x if math.isfinite(x) else None
+
+
+def check_preemption_options(victim: str, swap_limit: int | None) -> tuple[str, int | None]:
+    """Validated (victim, swap_limit) policy options; ValueError for values the engines do not know."""
+    if victim not in ("newest", "rank"):
+        raise ValueError(f"victim must be 'newest' (vLLM's choice) or 'rank' (the policy's), got {victim!r}")
+    if swap_limit is not None:
+        if isinstance(swap_limit, bool) or not isinstance(swap_limit, int) or swap_limit < 1:
+            raise ValueError(f"swap_limit must be None or an integer >= 1, got {swap_limit!r}")
+        if victim != "rank":
+            raise ValueError("swap_limit needs victim='rank': swaps follow the policy's ranking")
+    return victim, swap_limit
+
+
+def plan_swap(queue: PolicyQueue[T], running: Sequence[T], free_slots: int,
+              preemptions_of: Callable[[T], int]) -> int | None:
+    """Which running request to swap out for the waiting head at the start of a step, as an index into `running`
+    (ordered best rank first, as the engine keeps it under `victim = "rank"`), or None.
+
+    A swap happens only when the policy sets `swap_limit`, no sequence slot is free (`free_slots` <= 0: otherwise the
+    head is admitted without one), and the head ranks strictly better than the worst-ranked running request with
+    fewer than `swap_limit` preemptions so far (`preemptions_of`: vLLM's `Request.num_preemptions`, the simulator's
+    count). The plug-in and the simulator both call this, so their decisions are the same code."""
+    limit = queue.swap_limit
+    if limit is None or free_slots > 0 or not running or not len(queue):
+        return None
+    for i in range(len(running) - 1, -1, -1):
+        if preemptions_of(running[i]) < limit:
+            return i if queue.rank_of(queue.peek_request()) < queue.rank_of(running[i]) else None
+    return None

@@ -67,7 +67,7 @@ class VLLMPriorityQueue(PolicyQueue[T]):
     (priority, arrival_time), as vLLM's Scheduler picks it."""
 
     name = "vllm-priority"
-    victim: ClassVar[str] = "priority"
+    victim = "priority"
     # the real engine runs vLLM's own queue with scheduling_policy="priority"; the runner passes priority_of()
     uses_vllm_priority: ClassVar[bool] = True
 

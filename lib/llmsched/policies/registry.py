@@ -21,12 +21,13 @@ from typing import Any
 from llmsched.policies.base import PolicyQueue, RequestView, identity_view
 from llmsched.policies.ewsjf import EWSJFQueue, ReleasedEWSJFQueue
 from llmsched.policies.fcfs import FCFSQueue
+from llmsched.policies.ltr import LTRReleasedQueue
 from llmsched.policies.priority import PARSReleasedQueue, VLLMPriorityQueue
 from llmsched.policies.sjf import OracleSJFQueue, PARSQueue, PromptLengthSJFQueue, ScoreSJFQueue
 
 POLICIES: dict[str, type[PolicyQueue]] = {
     cls.name: cls for cls in (FCFSQueue, ScoreSJFQueue, PARSQueue, OracleSJFQueue, PromptLengthSJFQueue,
-                             EWSJFQueue, ReleasedEWSJFQueue, VLLMPriorityQueue, PARSReleasedQueue)
+                             EWSJFQueue, ReleasedEWSJFQueue, VLLMPriorityQueue, PARSReleasedQueue, LTRReleasedQueue)
 }
 
 

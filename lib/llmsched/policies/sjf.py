@@ -8,7 +8,7 @@ import math
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 
-from llmsched.policies.base import PolicyQueue, RequestView, T, finite_hint, identity_view
+from llmsched.policies.base import PolicyQueue, RequestView, T, check_preemption_options, finite_hint, identity_view
 
 
 class ScoreSJFQueue(PolicyQueue[T]):
@@ -35,6 +35,11 @@ class ScoreSJFQueue(PolicyQueue[T]):
     can only promote a request earlier. A preempted request re-enters the queue and its count restarts.
     Counted in `stats["promoted"]`.
 
+    Preemption (`victim`, `swap_limit`: the policy interface's preemption hook, llmsched.policies.base): with
+    `victim="rank"` the engine keeps running requests in score order and preempts the highest-scored (longest
+    predicted) one when KV blocks run out, instead of vLLM's newest; `swap_limit=k` also swaps a running request
+    out for a waiting head with a lower score, each request at most k preemptions deep. Both off by default.
+
     Implementation: a binary heap with lazy deletion, so add/pop are O(log n) and remove is O(1) amortised
     (entries are tombstoned and the heap is rebuilt when more than half of it is dead); the guard adds a FIFO
     of entries in entry order whose head is the only candidate for promotion, so it costs O(1) per admission.
@@ -47,8 +52,11 @@ class ScoreSJFQueue(PolicyQueue[T]):
         view: Callable[[T], RequestView] = identity_view,
         score_key: str = "score",
         starvation_limit: int | None = None,
+        victim: str = "newest",
+        swap_limit: int | None = None,
     ) -> None:
         super().__init__(view)
+        self.victim, self.swap_limit = check_preemption_options(victim, swap_limit)
         if starvation_limit is not None and (isinstance(starvation_limit, bool) or int(starvation_limit) < 1
                                              or int(starvation_limit) != starvation_limit):
             raise ValueError(f"starvation_limit must be None or an integer >= 1, got {starvation_limit!r}")
@@ -64,6 +72,11 @@ class ScoreSJFQueue(PolicyQueue[T]):
 
     def score_of(self, view: RequestView) -> float | None:
         return finite_hint(view, self.score_key)
+
+    def rank_of(self, request: T) -> float:
+        """The score (missing: +inf, after every scored request): the running request with the highest is the victim."""
+        score = self.score_of(self.view(request))
+        return math.inf if score is None else score
 
     def _key(self, request: T) -> tuple[float, float]:
         v = self.view(request)
@@ -250,5 +263,8 @@ class PARSQueue(ScoreSJFQueue[T]):
         view: Callable[[T], RequestView] = identity_view,
         score_key: str = "score",
         starvation_limit: int | None = DEFAULT_STARVATION_LIMIT,
+        victim: str = "newest",
+        swap_limit: int | None = None,
     ) -> None:
-        super().__init__(view, score_key=score_key, starvation_limit=starvation_limit)
+        super().__init__(view, score_key=score_key, starvation_limit=starvation_limit, victim=victim,
+                         swap_limit=swap_limit)

@@ -3,7 +3,10 @@
 One iteration is one engine step, as in vLLM:
  1. Requests whose arrival time has come (<= the step's start) enter the policy queue (`add_request`). With
     nothing running or waiting, time jumps to the next arrival.
- 2. RUNNING requests, in running order (admission order), each get their remaining prefill chunk or one
+ 2. Under the policy's preemption hook (`victim = "rank"`, llmsched.policies.base) the running list is first
+    ordered by the policy's rank and one running request may be swapped out for the waiting head (`plan_swap`),
+    as the plug-in does before vLLM schedules. RUNNING requests, in running order (admission order, or rank order
+    under the hook), each get their remaining prefill chunk or one
     decode token, at most the token budget left (chunked prefill; `max_num_batched_tokens` per step). The
     loop stops when the budget is spent. KV blocks needed = ceil((computed + new) / block_size) - held, from
     a pool of num_blocks - 1 (vLLM keeps one block aside as its null block). When the free pool is short,
@@ -69,7 +72,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from llmsched.policies import PolicyQueue, PolicySpec, RequestView
+from llmsched.policies import PolicyQueue, PolicySpec, RequestView, plan_swap
 from llmsched.records import COLUMNS, OK, RequestRecord, records_to_frame, write_run
 from llmsched.steptime.limits import SimConfig
 from llmsched.steptime.models import StepTimeModel
@@ -313,12 +316,13 @@ class _Step:
     budget     token budget left (max_num_batched_tokens minus the tokens scheduled so far)
     scheduled  requests scheduled, always a prefix of the running list
     preempted  running requests preempted while scheduling
+    swapped    running requests swapped out for a better-ranked waiting head before scheduling (victim="rank")
     admitted   waiting requests admitted
     decodes    scheduled requests that decode one token (the rest prefill); set by _Engine.execute
     kv_tokens  context tokens attended (computed tokens after the step); set by _Engine.execute
     """
 
-    __slots__ = ("start", "free", "budget", "scheduled", "preempted", "admitted", "decodes", "kv_tokens")
+    __slots__ = ("start", "free", "budget", "scheduled", "preempted", "swapped", "admitted", "decodes", "kv_tokens")
 
     def __init__(self, start: float, free: int, budget: int) -> None:
         self.start = start
@@ -326,6 +330,7 @@ class _Step:
         self.budget = budget
         self.scheduled = 0
         self.preempted = 0
+        self.swapped = 0
         self.admitted = 0
         self.decodes = 0
         self.kv_tokens = 0
@@ -346,7 +351,7 @@ class _Engine:
         "bs", "n_blocks", "max_seqs", "budget_max", "wm_blocks", "reserve", "chunked", "model", "step_time",
         "max_batch",
         # the policy
-        "queue", "timed", "by_priority", "prio",
+        "queue", "timed", "by_priority", "ranked", "prio",
         # the workload and what happened to each request
         "reqs", "n_req", "arrivals", "scheduled", "first_token", "last_token", "preemptions", "trace",
         # the running list as parallel arrays
@@ -367,13 +372,17 @@ class _Engine:
 
         self.queue = queue
         self.timed = bool(getattr(queue, "time_dependent", False))
-        self.by_priority = getattr(queue, "victim", "newest") == "priority"
+        victim = getattr(queue, "victim", "newest")
+        self.by_priority = victim == "priority"
+        self.ranked = victim == "rank"
         self.prio: list[int] = []
         if self.by_priority:
             self.prio = [queue.priority_of(r.view) for r in reqs]  # type: ignore[attr-defined]
-        elif getattr(queue, "victim", "newest") != "newest":
-            raise ValueError(f"policy {queue!r} asks for victim rule {queue.victim!r}; the simulator models "
-                             "'newest' and 'priority'")
+        elif victim not in ("newest", "rank"):
+            raise ValueError(f"policy {queue!r} asks for victim rule {victim!r}; the simulator models "
+                             "'newest', 'priority' and 'rank'")
+        if self.ranked:
+            self.max_batch = 1  # the running order and swaps are re-decided every step: no decode fast-forward
 
         n_req = len(reqs)
         self.reqs, self.n_req = reqs, n_req
@@ -429,7 +438,9 @@ class _Engine:
             self.pre_ticked = False
         else:
             self.queue.tick(start)
+        swapped = self._rank_running() if self.ranked and self.n else 0
         step = _Step(start, self.n_blocks - self.used, self.budget_max)
+        step.swapped = swapped
         if self.n:
             self._schedule_running(step)
         if not step.preempted:
@@ -446,6 +457,36 @@ class _Engine:
                 f"blocks free, {self.done} of {self.n_req} requests done"
             )
         return step
+
+    def _rank_running(self) -> int:
+        """The plug-in's start of a step under `victim = "rank"` (llmsched.vllm_plugin.scheduler): order the running
+        list by the policy's `rank_of` (stable), then, if `plan_swap` says so, preempt one running request for the
+        waiting head (blocks freed, computed tokens reset, `prepend_request`). Returns the number swapped (0 or 1)."""
+        n, reqs, queue, running_arrays = self.n, self.reqs, self.queue, self.running
+        running = [reqs[i] for i in self.r_idx[:n].tolist()]
+        if n > 1:
+            keys = [queue.rank_of(r) for r in running]
+            order = sorted(range(n), key=keys.__getitem__)
+            if order != list(range(n)):
+                perm = np.array(order)
+                for arr in running_arrays:
+                    arr[:n] = arr[:n][perm]
+                running = [running[k] for k in order]
+        preemptions = self.preemptions
+        v = plan_swap(queue, running, self.max_seqs - n, lambda r: preemptions[r.index])
+        if v is None:
+            return 0
+        req = running[v]
+        req.num_tokens = int(self.r_ntok[v])
+        self.used -= (int(self.r_comp[v]) + self.bs - 1) // self.bs
+        preemptions[req.index] += 1
+        self.total_preemptions += 1
+        for arr in running_arrays:
+            arr[v:n - 1] = arr[v + 1:n]
+        self.n = n - 1
+        queue.prepend_request(req)
+        queue.stats["swaps"] = queue.stats.get("swaps", 0) + 1
+        return 1
 
     def _schedule_running(self, step: _Step) -> None:
         """The RUNNING pass of `Scheduler.schedule()` ("First, schedule the RUNNING requests"): in running order,
@@ -659,7 +700,7 @@ class _Engine:
         self.used = used = self.n_blocks - step.free
         if self.trace is not None:
             self.trace.append([self.step, start, t, tokens, tokens - n_dec, n_dec, s, self.n, len(self.queue), used,
-                               kv, step.preempted, step.admitted, 0])
+                               kv, step.preempted + step.swapped, step.admitted, 0])
         self.step += 1
         step.decodes, step.kv_tokens = n_dec, kv
 

@@ -28,6 +28,14 @@ build (the CPU executor does not support async scheduling); `AsyncPolicySchedule
 replace `self.waiting` and `self.kv_holding_waiting` right after vLLM builds them, before any request exists.
 Everything else (budgets, KV allocation, preemption by recompute, victim = newest running request under
 vLLM's FCFS setting, the largest (priority, arrival) under PRIORITY) is vLLM's own code.
+
+The preemption hook (policies with `victim = "rank"`, llmsched.policies.base): at the start of every step, before
+vLLM's `schedule()`, the plug-in sorts `self.running` by the policy's `rank_of` (a stable sort of vLLM's own list,
+best first), so vLLM's running pass hands out token budget in rank order and its own FCFS victim, `running[-1]`,
+is the worst-ranked request; with the policy's `swap_limit` it may then preempt one running request for the
+waiting head through vLLM's own `_preempt_request` (`plan_swap` decides, the same code the simulator runs). Nothing
+inside `schedule()` is replaced. Tested on the synchronous Scheduler (the CPU build); on AsyncScheduler a swap
+drops the request's in-flight output only where vLLM itself would (`requires_kv_delivery`).
 """
 
 from __future__ import annotations
@@ -43,7 +51,7 @@ from vllm.v1.core.sched.request_queue import RequestQueue, SchedulingPolicy
 from vllm.v1.core.sched.scheduler import Scheduler
 from vllm.v1.request import Request
 
-from llmsched.policies import PolicyQueue, PolicySpec, RequestView
+from llmsched.policies import PolicyQueue, PolicySpec, RequestView, plan_swap
 
 # under vLLM's logger tree, so the message appears in the engine's log with vLLM's format
 logger = init_logger("vllm.plugins.llmsched")
@@ -88,6 +96,7 @@ class _PolicyQueues:
 
     waiting: Any
     kv_holding_waiting: Any
+    running: list[Any]
     vllm_config: Any
     policy: SchedulingPolicy
 
@@ -125,7 +134,23 @@ class _PolicyQueues:
             now = time.time()
             self.waiting.tick(now)
             self.kv_holding_waiting.tick(now)
+            if self.waiting.victim == "rank" and self.running:
+                self._rank_running()
         return super().schedule(*args, **kwargs)  # type: ignore[misc]
+
+    def _rank_running(self) -> None:
+        """The preemption hook (module docstring): order the running list by the policy's rank, then swap out the
+        request `plan_swap` names, if any, with vLLM's own preemption."""
+        queue = self.waiting
+        self.running.sort(key=queue.rank_of)
+        free_slots = self.max_num_running_reqs - len(self.running)  # type: ignore[attr-defined]
+        v = plan_swap(queue, self.running, free_slots, lambda r: r.num_preemptions)
+        if v is None:
+            return
+        victim = self.running.pop(v)
+        self._preempt_request(victim, time.monotonic(),  # type: ignore[attr-defined]
+                              drop_stale_output=self.requires_kv_delivery)  # type: ignore[attr-defined]
+        queue.stats["swaps"] = queue.stats.get("swaps", 0) + 1
 
     def policy_stats(self) -> dict[str, int]:
         """Counters of both queues (e.g. requests that arrived without a score); empty with vLLM's own queues."""

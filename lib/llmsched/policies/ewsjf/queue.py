@@ -38,7 +38,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
-from llmsched.policies.base import PolicyQueue, RequestView, T, identity_view
+from llmsched.policies.base import PolicyQueue, RequestView, T, check_preemption_options, identity_view
 from llmsched.policies.ewsjf.partition import DEFAULT_MAX_QUEUES, Partition, refine_and_prune
 from llmsched.policies.ewsjf.scoring import EWSJFParams, ewsjf_score, prefill_cost, released_score
 from llmsched.steptime.models import StepTimeModel, step_time_from_dict
@@ -95,6 +95,9 @@ class EWSJFQueue(PolicyQueue[T]):
     tuner               an object with `observe(queue, now)` called every step (online meta-optimisation)
     online_tune_every_s JSON-able alternative: an OnlineTuner re-tuning every that many seconds (seeded `seed`)
     clock               time source when the engine does not call tick() (default time.time, vLLM's clock)
+    victim              "newest" (vLLM's victim, the default) or "rank": under KV pressure the running request
+                        with the longest prompt (EWSJF's job size: its queues and C_prefill are by prompt length)
+                        is preempted first (the preemption hook, llmsched.policies.base)
     """
 
     name = "ewsjf"
@@ -135,8 +138,10 @@ class EWSJFQueue(PolicyQueue[T]):
         online_tune_every_s: float | None = None,
         seed: int = 0,
         clock: Callable[[], float] = time.time,
+        victim: str = "newest",
     ) -> None:
         super().__init__(view)
+        self.victim, self.swap_limit = check_preemption_options(victim, None)
         if tuner is None and online_tune_every_s is not None:
             from llmsched.policies.ewsjf.meta import OnlineTuner
 
@@ -169,6 +174,10 @@ class EWSJFQueue(PolicyQueue[T]):
             self._set_queues(self._partition(sample))
         else:
             self._set_queues(Partition.single())
+
+    def rank_of(self, request: T) -> float:
+        """Prompt tokens: with victim="rank" the running request with the longest prompt is preempted first."""
+        return float(self.view(request).prompt_tokens)
 
     # ------------------------------------------------------------------ partitioning
     def _partition(self, lengths: Sequence[float]) -> Partition:
