@@ -39,11 +39,15 @@ def test_score_workload_puts_each_ranker_in_its_own_hint():
 
 def test_ranker_policies_specs():
     specs = ranker_policies(["pars", "ltr"], starvation_limit=50)
-    assert list(specs) == ["fcfs", "pars", "pars-released", "ltr", "oracle-sjf"]
+    assert list(specs) == ["fcfs", "pars", "pars-released", "pars-rank", "ltr", "ltr-released", "oracle-sjf"]
     # every ranker schedules through the same guarded score-SJF queue, reading its own score
     assert specs["ltr"] == PolicySpec("sjf", {"score_key": "score_ltr", "starvation_limit": 50})
     assert specs["pars"] == PolicySpec("sjf", {"score_key": "score_pars", "starvation_limit": 50})
     assert specs["pars-released"] == PolicySpec("pars-released", {"score_key": "score_pars"})  # as its authors run it
+    # the preemption hook: PARS with rank victims, LTR's scheduler as released
+    assert specs["pars-rank"] == PolicySpec("sjf", {"score_key": "score_pars", "starvation_limit": 50,
+                                                    "victim": "rank"})
+    assert specs["ltr-released"] == PolicySpec("ltr-released", {"score_key": "score_ltr"})
     assert list(ranker_policies(["x"], baselines=False)) == ["x"]
 
 

@@ -199,3 +199,29 @@ def test_rank_victims_protect_short_requests_under_kv_pressure() -> None:
         return float((hit.request_id.map(score) * hit.preemptions).sum() / hit.preemptions.sum())
 
     assert victims_mean_score("rank") > victims_mean_score("newest")
+
+
+# --- the KV sweep's metrics and settings (llmsched.experiments.preemption) ------------------------------------
+
+def test_preemption_metrics_count_the_recomputed_tokens() -> None:
+    from llmsched.experiments.preemption import preemption_metrics
+    from llmsched.sim import Simulator
+
+    reqs = random_workload(7, n=120, rate=300.0, scored=True)
+    for cfg, preempts in ((FEW_SLOTS, False), (TIGHT_KV, True)):
+        res = Simulator(cfg, TIMED_STEP, PolicySpec("pars", {"victim": "rank"})).run(reqs, trace_steps=True)
+        m = preemption_metrics(res, cfg)
+        assert (m["preemptions"] > 0) == preempts and m["swaps"] == 0
+        assert (m["recomputed_tokens"] > 0) == preempts and (m["recomputed_share"] > 0) == preempts
+        assert m["recomputed_tokens"] >= 0 and m["e2e_mean"] > 0
+    with pytest.raises(ValueError, match="step trace"):
+        preemption_metrics(Simulator(FEW_SLOTS, TIMED_STEP, "fcfs").run(reqs), FEW_SLOTS)
+
+
+@pytest.mark.parametrize("bad", [{"pars_kv_fractions": [0.0]}, {"pars_kv_fractions": [1.5]},
+                                 {"pars_kv_fractions": [0.5], "pars_kv_seeds": 1}, {"pars_kv_n": 0}])
+def test_kv_sweep_settings_are_checked(bad: dict) -> None:
+    from llmsched.experiments.settings import PARSSettings
+
+    with pytest.raises(ValueError):
+        PARSSettings.from_params({"profile": "t", "model": "tiny", "seed": 0, **bad})

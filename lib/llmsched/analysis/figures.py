@@ -18,8 +18,9 @@ from llmsched.analysis.metrics import per_request
 LATENCY = {"e2e_mean": "mean E2E (s)", "normalized_latency_mean": "mean normalized latency (s/token)",
            "ttft_mean": "mean TTFT (s)"}
 # A fixed colour per policy label across every figure.
-ORDER = ["fcfs", "prompt-sjf", "pars", "pars-noguard", "pars-released", "ltr", "pointwise", "ewsjf", "ewsjf-tuned",
-         "ewsjf-online", "ewsjf-released", "ewsjf-norefine", "ewsjf-nobubbles", "oracle-sjf"]
+ORDER = ["fcfs", "prompt-sjf", "pars", "pars-noguard", "pars-released", "pars-rank", "ltr", "ltr-released",
+         "pointwise", "ewsjf", "ewsjf-tuned", "ewsjf-online", "ewsjf-released", "ewsjf-norefine", "ewsjf-nobubbles",
+         "oracle-sjf"]
 _PALETTE = dict(zip(ORDER, sns.color_palette("tab20", len(ORDER)), strict=True))
 
 
@@ -532,6 +533,29 @@ def _paper_lines(ax: plt.Axes) -> None:
     for label, (factor, name) in PAPER_FACTORS.items():
         ax.axhline(factor, color=palette([label])[label], ls="--", lw=1, label=name)
     ax.axhline(1, color="grey", lw=0.8)
+
+
+PREEMPTION = {"e2e_mean": "mean E2E (s)", "preemptions": "preemptions per run",
+              "recomputed_share": "recomputed share of scheduled tokens"}
+
+
+def preemption_vs_kv(table: pd.DataFrame, title: str) -> plt.Figure:
+    """The KV sweep (llmsched.experiments.preemption): latency, preemptions and recompute cost against the KV pool
+    (fraction of the simulator profile's blocks, log x), a line per policy with its 95 % band over seeds.
+    `table`: pars/<profile>/kv/summary.csv."""
+    labels = _order(table["label"])
+    fig, axes = plt.subplots(1, len(PREEMPTION), figsize=(4.2 * len(PREEMPTION), 3.6))
+    for ax, (col, name) in zip(np.atleast_1d(axes), PREEMPTION.items(), strict=True):
+        _lines_with_bands(ax, table, "kv_fraction", col, labels)
+        ax.set_xscale("log")
+        ax.set_xlabel("KV pool (fraction of the profile's blocks)")
+        ax.set_ylabel(name)
+        if col == "e2e_mean" and (table[col] > 0).all():
+            ax.set_yscale("log")
+    np.atleast_1d(axes)[-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1, 1))
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
 
 
 def headroom_vs_load(ratios: pd.DataFrame, metric: str = "normalized_latency_mean") -> plt.Figure:

@@ -32,6 +32,8 @@ def serving_outputs(params: dict[str, Any], reasoning: bool = False) -> list[Pat
             ewsjf.out / "serve" / "summary.csv"]
     out += [h2h.out / w / "summary.parquet" for w in ("sharegpt", "mixed")]
     out.append(policy_cost_path(pars.s.profile))
+    if pars.s.kv_fractions:
+        out.append(pars.out / "kv" / "summary.csv")
     if reasoning:
         out.append(pars.out / "reasoning" / "summary.parquet")
     return out

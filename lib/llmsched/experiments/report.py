@@ -73,6 +73,8 @@ class Report:
         self.pars_sim_req = pq(self._need(f"{pars}/sim/requests.parquet", 4))
         self.proxy = pq(self._need(f"{pars}/sim_proxy/summary.parquet", 4))
         self.headroom = pq(self._need(f"{pars}/headroom/ratios.parquet", 4))
+        kv = self.root / pars.format(p=self.profile) / "kv" / "summary.csv"
+        self.kv = pd.read_csv(kv) if kv.exists() else None  # only with pars_kv_fractions
         reasoning = self.root / pars.format(p=self.profile) / "reasoning" / "summary.parquet"
         self.reasoning = pq(reasoning) if reasoning.exists() else None  # only with pars_reasoning_model
         self.serve_dir = self._need(f"{pars}/serve", 4)
@@ -199,6 +201,11 @@ class Report:
             "headtohead": lambda: F.head_to_head(self.h2h),
             "overheads": lambda: F.overheads(self.costs, self.ranker_ms),
         }
+        kv = self.kv
+        if kv is not None:
+            makers["preemption_vs_kv"] = lambda: F.preemption_vs_kv(
+                kv, f"Whom to preempt: KV pool sweep at load {float(kv['load'].iloc[0]):g} (simulator, "
+                f"{self.p['pars_sim_steptime']}, ShareGPT)")
         if self.reasoning is not None:
             makers["pars_reasoning_latency_vs_rate"] = lambda: F.latency_vs_rate(
                 self.reasoning, "PARS, a reasoning model's measured lengths (simulator)")
@@ -230,6 +237,10 @@ class Report:
             "pars_sim": _with_ci(self.pars_sim, ["label", "load", "rate"], [*lat, "promoted"]),
             "pars_sim_proxy": _with_ci(self.proxy, ["label", "load", "rate"], [*lat, "promoted"]),
             "pars_headroom": self.headroom,
+            **({"preemption_kv": _with_ci(self.kv, ["kv_fraction", "num_blocks", "label", "load"],
+                                          ["e2e_mean", "normalized_latency_mean", "preemptions", "swaps",
+                                           "recomputed_tokens", "recomputed_share"])}
+               if self.kv is not None else {}),
             "pars_serve": _with_ci(self.serve.reset_index(names="label"), ["label", "n_ok"], lat),
             "pars_serve_ratios": self.serve_ratios,
             "pars_serve_runs": self._run_table(self.serve_dir),

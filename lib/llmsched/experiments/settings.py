@@ -145,6 +145,11 @@ class PARSSettings(_Settings):
     headroom_proxy_loads: tuple[float, ...] = (2.0, 3.0)  # ... at these loads (its runs cost ~10× more)
     headroom_lengths_factors: tuple[int, ...] = (1, 4)  # run lengths / headroom_n at the top loads (with 1) ...
     headroom_lengths_loads: tuple[float, ...] = (3.0,)  # ... at these loads (of headroom_loads), same arrival rate
+    # preemption stage (llmsched.experiments.preemption): policies that choose whom to preempt, under KV pressure
+    kv_fractions: tuple[float, ...] = ()  # KV pools as fractions of the simulator profile's blocks (empty: off)
+    kv_load: float = 1.5  # request rate / saturation throughput of every run
+    kv_n: int = 1000  # requests per run (test prompts repeated)
+    kv_seeds: int = 5  # seeds (seed, seed + 1, ...): workload draw and arrivals each
 
     def __post_init__(self) -> None:
         _seed_count(self, "sim_seeds")
@@ -159,6 +164,12 @@ class PARSSettings(_Settings):
             raise ValueError(f"pars_sim_loads must be positive numbers, got {self.sim_loads!r}")
         _one_of(self, "agreement_on_mismatch", ON_MISMATCH)
         check_headroom(self)
+        _positive(self, "kv_load", "kv_n")
+        _seed_count(self, "kv_seeds")
+        if any(not 0 < f <= 1 for f in self.kv_fractions):
+            raise ValueError(f"pars_kv_fractions must lie in (0, 1], got {self.kv_fractions!r}")
+        if self.kv_fractions and self.kv_seeds < 2:
+            raise ValueError(f"pars_kv_seeds must be >= 2 for intervals, got {self.kv_seeds}")
 
 
 @dataclass(frozen=True)

@@ -57,7 +57,9 @@ def ranker_policies(
 ) -> dict[str, PolicySpec]:
     """Policy specs by label: FCFS, one score-SJF per ranker label, oracle SJF; with the "pars" ranker also
     "pars-released", PARS as its authors run it (its score as vLLM request priority, vLLM's priority scheduler:
-    llmsched.policies.priority).
+    llmsched.policies.priority) and "pars-rank", PARS with rank-aware preemption victims (the running request with
+    the highest score is preempted, llmsched.policies.base); with the "ltr" ranker also "ltr-released", LTR's
+    scheduler as its authors ran it (llmsched.policies.ltr: rank victims, swaps, step-based starvation control).
 
     Every ranker schedules through the same guarded score-SJF queue (policy "sjf") reading its own score hint, so
     comparisons between rankers differ only in the scores; `starvation_limit` applies to all of them alike (None:
@@ -68,6 +70,10 @@ def ranker_policies(
         specs[label] = PolicySpec("sjf", {"score_key": score_key(label), "starvation_limit": starvation_limit})
         if label == "pars":
             specs["pars-released"] = PolicySpec("pars-released", {"score_key": score_key(label)})
+            specs["pars-rank"] = PolicySpec("sjf", {"score_key": score_key(label),
+                                                    "starvation_limit": starvation_limit, "victim": "rank"})
+        if label == "ltr":
+            specs["ltr-released"] = PolicySpec("ltr-released", {"score_key": score_key(label)})
     if baselines:
         specs["oracle-sjf"] = PolicySpec("oracle-sjf", {})
     return specs
