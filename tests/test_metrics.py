@@ -183,3 +183,12 @@ def test_summary_frame_and_compare():
     assert table.loc["pars", "slo_attainment"] == pytest.approx(2 / 3)
     assert table.loc["empty", "n_requests"] == 0
     assert compare({}).empty
+
+
+def test_summarize_counts_the_preemptions_of_every_request():
+    df = records_to_frame([RequestRecord(request_id=f"r{i}", source="t", status="ok", prompt_tokens=4,
+                                         ref_output_tokens=2, output_tokens=2, arrival=0.0, queued=0.0,
+                                         scheduled=0.1, first_token=0.2, last_token=0.3 + i, preemptions=p)
+                           for i, p in enumerate([0, 2, 1])])
+    assert summarize(df)["preemptions"] == 3
+    assert summarize(df.drop(columns="preemptions"))["preemptions"] == 0

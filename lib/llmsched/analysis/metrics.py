@@ -57,7 +57,7 @@ SUMMARY_COLUMNS = [
     "n_requests", "n_ok", "n_failed", "n_rejected", "n_timeout",
     *[f"{m}_{s}" for m in LATENCY_METRICS for s in ("mean", *(f"p{p}" for p in PERCENTILES))],
     "queue_delay_mean", "queue_delay_max", "makespan", "request_throughput", "token_throughput",
-    "total_token_throughput", "goodput", "slo_attainment",
+    "total_token_throughput", "goodput", "slo_attainment", "preemptions",
 ]  # fmt: skip
 
 
@@ -171,6 +171,9 @@ def summarize(df: pd.DataFrame, slo: SLO | None = None) -> dict[str, float | int
                         ("total_token_throughput", n_out + n_prompt), ("goodput", good)):  # fmt: skip
         res[key] = amount / makespan if valid else 0.0
     res["slo_attainment"] = good / len(m) if len(m) else math.nan
+    # preemptions of every request (recompute: each repeats its prefill), 0 where the records have none
+    pre = pd.to_numeric(df["preemptions"], errors="coerce") if "preemptions" in df else pd.Series([], dtype=float)
+    res["preemptions"] = int(pre.fillna(0).sum())
     return res
 
 

@@ -34,6 +34,8 @@ def serving_outputs(params: dict[str, Any], reasoning: bool = False) -> list[Pat
     out.append(policy_cost_path(pars.s.profile))
     if pars.s.kv_fractions:
         out.append(pars.out / "kv" / "summary.csv")
+    if pars.s.kv_serving_blocks:
+        out.append(pars.out / "serve_kv" / "summary.csv")
     if reasoning:
         out.append(pars.out / "reasoning" / "summary.parquet")
     return out

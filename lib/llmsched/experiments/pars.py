@@ -185,10 +185,9 @@ class ParsExperiments:
                              "raise pars_proxy_pool in the profile")
         return self._sweep(self.scored_test(proxy), "sim_proxy")
 
-    def serve(self) -> pd.DataFrame:
-        from llmsched.predictors.scheduling import ranker_policies
-        from llmsched.serving.experiment import compare_policies
-        from llmsched.serving.runner import RunConfig
+    def _serve_requests(self) -> list:
+        """The real-engine workload: the first pars_serving_n scored test prompts with ChatGPT lengths up to
+        pars_serving_max_output_tokens, Poisson arrivals at pars_serving_rate (seeded by the profile's seed)."""
         from llmsched.workload import assign_arrivals, make_arrivals
 
         pool = [r for r in self.scored_test() if r.output_tokens <= self.s.serving_max_output_tokens]
@@ -197,7 +196,38 @@ class ParsExperiments:
             raise ValueError(f"only {len(reqs)} test prompts with <= {self.s.serving_max_output_tokens} "
                              "output tokens; raise pars_n_test")
         times = make_arrivals("poisson", len(reqs), self.s.serving_rate, seed=self.s.seed)
-        reqs = assign_arrivals(reqs, times)
+        return assign_arrivals(reqs, times)
+
+    def serve_kv(self) -> pd.DataFrame:
+        """The serve stage's requests and arrivals on an engine with a small KV cache (pars_kv_serving_blocks blocks
+        of pars_kv_serving_block_size tokens), under pars_kv_serving_policies (admission-only PARS/LTR beside
+        pars-rank and ltr-released: llmsched.experiments.preemption), pars_serving_repeats interleaved runs each →
+        serve_kv/ (summary with intervals, runs, paired ratios to FCFS; each run's preemptions per request)."""
+        from llmsched.predictors.scheduling import ranker_policies
+        from llmsched.serving.experiment import compare_policies
+        from llmsched.serving.runner import RunConfig
+
+        blocks, size = self.s.kv_serving_blocks, self.s.kv_serving_block_size
+        if blocks <= 0:
+            raise ValueError("pars_kv_serving_blocks is 0: the small-KV engine runs are off in this profile")
+        reqs = self._serve_requests()
+        longest = max(r.prompt_tokens + max(1, r.output_tokens) for r in reqs)
+        if (blocks - 1) * size < longest:
+            raise ValueError(f"pars_kv_serving_blocks: {blocks} blocks of {size} tokens hold fewer than the {longest} "
+                             "tokens of the longest request")
+        specs = ranker_policies(list(RANKERS), starvation_limit=self.s.starvation_limit)
+        specs = select_policies(specs, self.s.kv_serving_policies)
+        extra = {**self.s.engine.get("extra", {}), "block_size": size, "num_gpu_blocks_override": blocks}
+        engine = self.engine(max_num_seqs=self.s.serving_max_num_seqs, extra=extra)
+        return compare_policies(reqs, engine, specs, self.out / "serve_kv", run=RunConfig(mode="replay"),
+                                repeats=self.s.serving_repeats)
+
+    def serve(self) -> pd.DataFrame:
+        from llmsched.predictors.scheduling import ranker_policies
+        from llmsched.serving.experiment import compare_policies
+        from llmsched.serving.runner import RunConfig
+
+        reqs = self._serve_requests()
         specs = ranker_policies(list(RANKERS), starvation_limit=self.s.starvation_limit)
         if self.s.serving_ewsjf:
             # EWSJF on the same workload: queues learned from prompt lengths the engine never serves (the training

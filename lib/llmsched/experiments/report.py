@@ -75,6 +75,8 @@ class Report:
         self.headroom = pq(self._need(f"{pars}/headroom/ratios.parquet", 4))
         kv = self.root / pars.format(p=self.profile) / "kv" / "summary.csv"
         self.kv = pd.read_csv(kv) if kv.exists() else None  # only with pars_kv_fractions
+        self.serve_kv = self._optional_csv(f"{pars}/serve_kv/summary.csv")  # only with pars_kv_serving_blocks
+        self.serve_kv_ratios = self._optional(f"{pars}/serve_kv/ratios.parquet")
         reasoning = self.root / pars.format(p=self.profile) / "reasoning" / "summary.parquet"
         self.reasoning = pq(reasoning) if reasoning.exists() else None  # only with pars_reasoning_model
         self.serve_dir = self._need(f"{pars}/serve", 4)
@@ -116,6 +118,10 @@ class Report:
         """A table that only newer or larger runs write (paired ratios, re-evaluations), else None."""
         path = self.root / rel.format(p=self.profile)
         return pd.read_parquet(path) if path.exists() else None
+
+    def _optional_csv(self, rel: str) -> pd.DataFrame | None:
+        path = self.root / rel.format(p=self.profile)
+        return pd.read_csv(path, index_col=0) if path.exists() else None
 
     def _per_seed(self, rel: str, summary: pd.DataFrame) -> pd.DataFrame:
         """A sweep's per-seed rows; a single-seed sweep's summary stands in for them (no interval then)."""
@@ -206,6 +212,10 @@ class Report:
             makers["preemption_vs_kv"] = lambda: F.preemption_vs_kv(
                 kv, f"Whom to preempt: KV pool sweep at load {float(kv['load'].iloc[0]):g} (simulator, "
                 f"{self.p['pars_sim_steptime']}, ShareGPT)")
+        kv_ratios = self.serve_kv_ratios
+        if kv_ratios is not None:
+            makers["preemption_serve_ratios"] = lambda: F.serving_ratios(
+                kv_ratios, f"Real engine ({self.p['model']}) with a small KV cache: FCFS / policy")
         if self.reasoning is not None:
             makers["pars_reasoning_latency_vs_rate"] = lambda: F.latency_vs_rate(
                 self.reasoning, "PARS, a reasoning model's measured lengths (simulator)")
@@ -241,6 +251,10 @@ class Report:
                                           ["e2e_mean", "normalized_latency_mean", "preemptions", "swaps",
                                            "recomputed_tokens", "recomputed_share"])}
                if self.kv is not None else {}),
+            **({"preemption_serve": _with_ci(self.serve_kv.reset_index(names="label"), ["label", "n_ok"],
+                                             ["preemptions", *lat])}
+               if self.serve_kv is not None else {}),
+            **({"preemption_serve_ratios": self.serve_kv_ratios} if self.serve_kv_ratios is not None else {}),
             "pars_serve": _with_ci(self.serve.reset_index(names="label"), ["label", "n_ok"], lat),
             "pars_serve_ratios": self.serve_ratios,
             "pars_serve_runs": self._run_table(self.serve_dir),

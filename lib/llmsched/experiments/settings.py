@@ -150,6 +150,9 @@ class PARSSettings(_Settings):
     kv_load: float = 1.5  # request rate / saturation throughput of every run
     kv_n: int = 1000  # requests per run (test prompts repeated)
     kv_seeds: int = 5  # seeds (seed, seed + 1, ...): workload draw and arrivals each
+    kv_serving_blocks: int = 0  # real engine with a small KV cache: blocks (0: off) ...
+    kv_serving_block_size: int = 32  # ... of this many tokens, the serve stage's requests ...
+    kv_serving_policies: tuple[str, ...] = ("fcfs", "pars", "pars-rank", "ltr", "ltr-released")  # ... these policies
 
     def __post_init__(self) -> None:
         _seed_count(self, "sim_seeds")
@@ -164,7 +167,9 @@ class PARSSettings(_Settings):
             raise ValueError(f"pars_sim_loads must be positive numbers, got {self.sim_loads!r}")
         _one_of(self, "agreement_on_mismatch", ON_MISMATCH)
         check_headroom(self)
-        _positive(self, "kv_load", "kv_n")
+        _positive(self, "kv_load", "kv_n", "kv_serving_block_size")
+        if self.kv_serving_blocks < 0:
+            raise ValueError(f"pars_kv_serving_blocks must be >= 0 (0: off), got {self.kv_serving_blocks}")
         _seed_count(self, "kv_seeds")
         if any(not 0 < f <= 1 for f in self.kv_fractions):
             raise ValueError(f"pars_kv_fractions must lie in (0, 1], got {self.kv_fractions!r}")
