@@ -98,6 +98,8 @@ class HeadToHead:
         specs = ranker_policies(["pars", "ltr"], starvation_limit=self.pars.s.starvation_limit)
         oracle = specs.pop("oracle-sjf")
         specs |= ewsjf_specs(self.partition_sample(name)[0], self.pars.s.sim_steptime, self.ewsjf_s.max_queues)
+        # EWSJF with rank-aware victims (the longest-prompt running request is preempted first)
+        specs["ewsjf-rank"] = PolicySpec("ewsjf", {**specs["ewsjf"].args, "victim": "rank"})
         specs["prompt-sjf"] = PolicySpec("prompt-sjf", {})
         specs["oracle-sjf"] = oracle
         return specs
