@@ -13,13 +13,14 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 FIGURES = ["pars_lengths", "pars_ranker_quality", "pars_ablations", "pars_backbones", "pars_transfer",
            "pars_sim_latency_vs_rate", "pars_sim_throughput", "pars_sim_cdf", "pars_proxy_latency_vs_rate",
-           "pars_headroom_vs_load", "pars_headroom_vs_length",
+           "pars_headroom_vs_load", "pars_headroom_vs_length", "preemption_vs_kv", "preemption_serve_ratios",
            "pars_serve", "pars_serve_ratios", "pars_serve_cdf", "sim_vs_engine", "ewsjf_partitions", "ewsjf_sweep",
            "ewsjf_ablation", "ewsjf_convergence", "ewsjf_serve", "ewsjf_serve_ratios", "ewsjf_protocol",
            "ewsjf_constraints", "headtohead", "overheads"]
 TABLES = ["ranker_quality", "ranker_transfer", "ranker_ablation_delta", "ranker_ablation_margin",
           "ranker_ablation_backbone", "ranker_ablation_truncation", "ranker_methods_seeds", "ranker_noise",
-          "pars_sim", "pars_sim_proxy", "pars_headroom", "pars_serve", "pars_serve_ratios", "pars_serve_runs",
+          "pars_sim", "pars_sim_proxy", "pars_headroom", "preemption_kv", "preemption_serve", "preemption_serve_ratios",
+          "pars_serve", "pars_serve_ratios", "pars_serve_runs",
           "sim_vs_engine",
           "ewsjf_partitions", "ewsjf_sim", "ewsjf_serve", "ewsjf_serve_ratios", "ewsjf_serve_runs", "ewsjf_tuning",
           "ewsjf_tuning_noise", "ewsjf_protocol_gains", "ewsjf_constraint_gains", "headtohead", "overheads_policy",
