@@ -8,13 +8,14 @@ objects, so a test's inputs are written once, here or in its call.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from llmsched.policies import RequestView
+from llmsched.policies import POLICIES, RequestView
 from llmsched.sim import LinearStepTime, SimConfig
 from llmsched.workload.request import Request
 
@@ -111,3 +112,41 @@ def admission_order(df: pd.DataFrame) -> list[str]:
     """The ids of a run's ok requests other than the blocker, in the order the engine scheduled them."""
     ok = df[(df.status == "ok") & (df.request_id != "blocker")]
     return list(ok.sort_values("scheduled").request_id)
+
+
+# --- one test per queue implementation ------------------------------------------------------------------------
+
+# the vLLM scheduler methods a waiting queue serves, and the plug-in's preemption hook it may use: policies running
+# the same code share one engine or server start in the engine-level tests
+QUEUE_METHODS = ("add_request", "pop_request", "peek_request", "prepend_request", "prepend_requests",
+                 "remove_request", "remove_requests", "__contains__", "__len__", "__iter__", "tick", "rank_of")
+ALL_POLICIES = os.environ.get("LLMSCHED_SERVER_TESTS", "") == "all"
+
+
+def queue_implementation(policy: str) -> object:
+    """What the engine runs for `policy`: vLLM's own priority queue, or the llmsched queue's methods (and its
+    default victim rule: the plug-in's preemption hook runs only for victim="rank")."""
+    cls = POLICIES[policy]
+    if cls.uses_vllm_priority:
+        return "vLLM's PriorityRequestQueue"
+    return (*(getattr(cls, m) for m in QUEUE_METHODS), cls.victim)
+
+
+def one_per_implementation(first: str, cost: str) -> list:
+    """Every registered policy as a pytest param; those whose code an earlier one already runs are skipped unless
+    LLMSCHED_SERVER_TESTS=all (`first`, then the others by name, represents its group). `cost` says what one start
+    costs, in the skip reason."""
+    import pytest
+
+    rep: dict[object, str] = {}
+    for name in sorted(POLICIES, key=lambda n: (n != first, n)):
+        rep.setdefault(queue_implementation(name), name)
+    params = []
+    for name in sorted(POLICIES):
+        owner = rep[queue_implementation(name)]
+        marks = []
+        if owner != name and not ALL_POLICIES:
+            marks = [pytest.mark.skip(reason=f"same queue code as {owner!r}, tested here; one start costs {cost} "
+                                             "(LLMSCHED_SERVER_TESTS=all runs every policy)")]
+        params.append(pytest.param(name, marks=marks))
+    return params

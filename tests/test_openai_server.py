@@ -30,7 +30,7 @@ from pathlib import Path
 
 import pytest
 
-from factories import policy_hints
+from factories import one_per_implementation, policy_hints
 from llmsched.policies import POLICIES, RequestView, make_policy
 
 pytestmark = pytest.mark.vllm
@@ -193,35 +193,12 @@ N_QUEUED = 50
 N_CANCELLED = N_QUEUED // 5
 BLOCKER_TOKENS = 4000  # ~30 s of decoding on 2 idle cores: cancelled once the waiting requests' aborts are seen
 GAUGE_TIMEOUT_S = 120
-# the vLLM scheduler methods a waiting queue serves: policies running the same ones share one server start
-QUEUE_METHODS = ("add_request", "pop_request", "peek_request", "prepend_request", "prepend_requests",
-                 "remove_request", "remove_requests", "__contains__", "__len__", "__iter__", "tick")
-ALL_SERVER_POLICIES = os.environ.get("LLMSCHED_SERVER_TESTS", "") == "all"
-
-
-def queue_implementation(policy: str) -> object:
-    """What the engine runs for `policy`: vLLM's own priority queue, or the llmsched queue's methods."""
-    cls = POLICIES[policy]
-    if cls.uses_vllm_priority:
-        return "vLLM's PriorityRequestQueue"
-    return tuple(getattr(cls, m) for m in QUEUE_METHODS)
 
 
 def server_policies() -> list:
     """Every registered policy; those whose queue code another policy already runs here are skipped unless
     LLMSCHED_SERVER_TESTS=all (the shared policy first, then by name, represents its group)."""
-    first: dict[object, str] = {}
-    for name in sorted(POLICIES, key=lambda n: (n != SHARED_POLICY, n)):
-        first.setdefault(queue_implementation(name), name)
-    params = []
-    for name in sorted(POLICIES):
-        rep = first[queue_implementation(name)]
-        marks = []
-        if rep != name and not ALL_SERVER_POLICIES:
-            marks = [pytest.mark.skip(reason=f"same queue code as {rep!r}, tested on the server; one server start "
-                                             f"costs ~70 s (LLMSCHED_SERVER_TESTS=all runs every policy)")]
-        params.append(pytest.param(name, marks=marks))
-    return params
+    return one_per_implementation(SHARED_POLICY, "~70 s")
 
 
 def completion_body(model: str, policy: str, name: str, max_tokens: int) -> dict:

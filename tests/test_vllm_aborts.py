@@ -27,7 +27,7 @@ from typing import Any
 
 import pytest
 
-from factories import policy_hints
+from factories import one_per_implementation, policy_hints
 from llmsched.policies import POLICIES, RequestView
 from llmsched.sim import SimConfig
 from llmsched.workload.request import Request
@@ -275,7 +275,9 @@ class Engines:
             runner.close()
 
 
-@pytest.fixture(scope="module", params=sorted(POLICIES))
+# engine level: one engine per queue implementation (the scheduler-level test above runs every policy and option;
+# LLMSCHED_SERVER_TESTS=all runs every policy here too)
+@pytest.fixture(scope="module", params=one_per_implementation("fcfs", "~15 s"))
 def engines(request, tiny_model):
     pool = Engines(tiny_model, request.param)
     yield pool
