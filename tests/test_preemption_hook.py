@@ -225,3 +225,19 @@ def test_kv_sweep_settings_are_checked(bad: dict) -> None:
 
     with pytest.raises(ValueError):
         PARSSettings.from_params({"profile": "t", "model": "tiny", "seed": 0, **bad})
+
+
+@pytest.mark.parametrize("spec", [("pars", {"victim": "rank", "swap_limit": 2}), ("ewsjf", {"victim": "rank"})])
+@pytest.mark.parametrize("cfg", [FEW_SLOTS, TIGHT_KV], ids=["few-slots", "tight-kv"])
+def test_decode_fast_forward_is_exact_under_rank_victims(spec, cfg) -> None:
+    """Static ranks (or no swaps): decode-only runs are still advanced together, with the results of stepping one
+    step at a time."""
+    from llmsched.sim import Simulator
+
+    reqs = random_workload(11, n=150, rate=150.0, scored=True)
+    spec = PolicySpec.parse(spec)
+    fast = Simulator(cfg, TIMED_STEP, spec).run(reqs)
+    slow = Simulator(cfg, TIMED_STEP, spec, max_batch_steps=1).run(reqs)
+    assert fast.frame.equals(slow.frame)
+    assert fast.stats["num_steps"] == slow.stats["num_steps"] and fast.stats["num_iterations"] < slow.stats[
+        "num_iterations"]

@@ -101,7 +101,8 @@ class PolicyQueue(ABC, Generic[T]):
 
     def rank_of(self, request: T) -> Any:
         """The rank of a request for the preemption hook (`victim = "rank"`): lower is better (kept running, admitted
-        first); any totally ordered value. Waiting and running requests are compared on the same scale."""
+        first); any totally ordered value. Waiting and running requests are compared on the same scale. A rank that
+        changes from step to step by itself (ticks, the clock) needs `time_dependent = True`."""
         raise NotImplementedError(f"{type(self).__name__} does not rank requests (victim={self.victim!r})")
 
     def _count(self, key: str) -> None:

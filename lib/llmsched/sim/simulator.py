@@ -5,7 +5,8 @@ One iteration is one engine step, as in vLLM:
     nothing running or waiting, time jumps to the next arrival.
  2. Under the policy's preemption hook (`victim = "rank"`, llmsched.policies.base) the running list is first
     ordered by the policy's rank and one running request may be swapped out for the waiting head (`plan_swap`),
-    as the plug-in does before vLLM schedules. RUNNING requests, in running order (admission order, or rank order
+    as the plug-in does before vLLM schedules (decode-only runs are then advanced together only where neither can
+    change within them: see _Engine.__init__). RUNNING requests, in running order (admission order, or rank order
     under the hook), each get their remaining prefill chunk or one
     decode token, at most the token budget left (chunked prefill; `max_num_batched_tokens` per step). The
     loop stops when the budget is spent. KV blocks needed = ceil((computed + new) / block_size) - held, from
@@ -381,8 +382,12 @@ class _Engine:
         elif victim not in ("newest", "rank"):
             raise ValueError(f"policy {queue!r} asks for victim rule {victim!r}; the simulator models "
                              "'newest', 'priority' and 'rank'")
-        if self.ranked:
-            self.max_batch = 1  # the running order and swaps are re-decided every step: no decode fast-forward
+        if self.ranked and self.timed and getattr(queue, "swap_limit", None) is not None:
+            # NOTE: a clock-dependent rank with swaps (ltr-released: promotions by step count) can swap at any step
+            # of a decode-only run; every step is simulated. Otherwise a decode-only run cannot change the running
+            # order or the swap decision without an arrival or a finish (the ranks of the requests do not change
+            # with the clock, or no swaps are made), so decode-only runs are still advanced together.
+            self.max_batch = 1
 
         n_req = len(reqs)
         self.reqs, self.n_req = reqs, n_req
@@ -712,7 +717,7 @@ class _Engine:
         happen (module docstring). No vLLM counterpart: vLLM would schedule each of these steps the same way."""
         n = self.n
         if not (step.decodes == step.scheduled == n and not step.preempted and not step.admitted
-                and self.max_batch > 1):
+                and not step.swapped and self.max_batch > 1):
             return
         # NOTE: admission stopped for a reason that persists until an arrival or a finish (empty queue, no budget,
         # max_num_seqs, or the head's blocks do not fit a pool that only shrinks), so each following step
