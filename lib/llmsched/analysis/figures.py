@@ -19,8 +19,8 @@ LATENCY = {"e2e_mean": "mean E2E (s)", "normalized_latency_mean": "mean normaliz
            "ttft_mean": "mean TTFT (s)"}
 # A fixed colour per policy label across every figure.
 ORDER = ["fcfs", "prompt-sjf", "pars", "pars-noguard", "pars-released", "pars-rank", "ltr", "ltr-released",
-         "pointwise", "ewsjf", "ewsjf-rank", "ewsjf-tuned", "ewsjf-online", "ewsjf-released", "ewsjf-norefine", "ewsjf-nobubbles",
-         "oracle-sjf"]
+         "pointwise", "ewsjf", "ewsjf-rank", "ewsjf-tuned", "ewsjf-online", "ewsjf-released", "ewsjf-norefine",
+         "ewsjf-nobubbles", "oracle-sjf"]
 _PALETTE = dict(zip(ORDER, sns.color_palette("tab20", len(ORDER)), strict=True))
 
 
