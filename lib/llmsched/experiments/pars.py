@@ -218,7 +218,9 @@ class ParsExperiments:
         specs = ranker_policies(list(RANKERS), starvation_limit=self.s.starvation_limit)
         specs = select_policies(specs, self.s.kv_serving_policies)
         extra = {**self.s.engine.get("extra", {}), "block_size": size, "num_gpu_blocks_override": blocks}
-        engine = self.engine(max_num_seqs=self.s.serving_max_num_seqs, extra=extra)
+        # vLLM needs one request of max_model_len to fit the cache: the context is what the blocks hold (one block is
+        # vLLM's null block)
+        engine = self.engine(max_num_seqs=self.s.serving_max_num_seqs, max_model_len=(blocks - 1) * size, extra=extra)
         return compare_policies(reqs, engine, specs, self.out / "serve_kv", run=RunConfig(mode="replay"),
                                 repeats=self.s.serving_repeats)
 
