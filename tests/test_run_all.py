@@ -30,7 +30,7 @@ TABLES = ["ranker_quality", "ranker_transfer", "ranker_ablation_delta", "ranker_
 def run_all(*args: str, results: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "LLMSCHED_PYTHON": sys.executable, "LLMSCHED_RESULTS": str(results)}
     env.pop("LLMSCHED_FORCE", None)
-    return subprocess.run([str(ROOT / "run_all.sh"), *args], env=env, capture_output=True, text=True, timeout=1200)
+    return subprocess.run([str(ROOT / "run_all.sh"), *args], env=env, capture_output=True, text=True, timeout=1800)
 
 
 def test_unknown_profile_names_the_valid_ones(tmp_path):
