@@ -67,6 +67,13 @@ class Server:
         return self.log.read_text(errors="replace")[-n:]
 
 
+# The disconnect test holds the only sequence slot with a blocker while the others queue. LTR as released would swap
+# the blocker out for the shorter queued requests and promote them after 200 idle steps, so its server runs without
+# swaps and promotions: the same queue code paths (add, pop, tick, rank) through HTTP, on the test's premise. Its
+# swaps and promotions on vLLM's scheduler: tests/test_vllm_aborts.py and tests/test_sim_vllm_scheduler.py.
+SERVER_ARGS: dict[str, dict] = {"ltr-released": {"swap_limit": None, "starvation_steps": None}}
+
+
 def launch_server(model: str, policy: str, log: Path, max_num_seqs: int = 1) -> Server:
     """Start `python -m vllm.entrypoints.openai.api_server` with the plug-in running `policy` (and vLLM's priority
     scheduling for the policies that are vLLM's priority queue); returns at once (see wait_healthy)."""
@@ -76,7 +83,7 @@ def launch_server(model: str, policy: str, log: Path, max_num_seqs: int = 1) -> 
         "--host", "127.0.0.1", "--port", str(port), "--dtype", "float32", "--enforce-eager",
         "--max-model-len", "4096", "--max-num-seqs", str(max_num_seqs), "--no-enable-prefix-caching",
         "--scheduler-cls", "llmsched.vllm_plugin.PolicyScheduler",
-        "--additional-config", json.dumps({"llmsched": {"policy": policy}}),
+        "--additional-config", json.dumps({"llmsched": {"policy": policy, "args": SERVER_ARGS.get(policy, {})}}),
     ]
     if POLICIES[policy].uses_vllm_priority:
         cmd += ["--scheduling-policy", "priority"]
