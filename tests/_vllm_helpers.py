@@ -67,8 +67,8 @@ def build_scheduler(model: ModelConfig, cfg: SimConfig, policy: Policy, plugin: 
         policy="priority" if stock_priority else "fcfs",
     )
     cache = CacheConfig(block_size=cfg.block_size, enable_prefix_caching=False)
-    spec = PolicySpec.parse(policy)
-    additional: dict[str, Any] = {"llmsched": spec.to_json()} if plugin else {}
+    pspec = PolicySpec.parse(policy)
+    additional: dict[str, Any] = {"llmsched": pspec.to_json()} if plugin else {}
     vc = VllmConfig(scheduler_config=sched_cfg, model_config=model, cache_config=cache, additional_config=additional)
     spec = FullAttentionSpec(block_size=cfg.block_size, num_kv_heads=1, head_size=1, dtype=torch.float32)
     kv = KVCacheConfig(num_blocks=cfg.num_blocks, kv_cache_tensors=[],
@@ -77,9 +77,9 @@ def build_scheduler(model: ModelConfig, cfg: SimConfig, policy: Policy, plugin: 
     cls = PolicyScheduler if plugin else Scheduler
     s = cls(vllm_config=vc, kv_cache_config=kv, structured_output_manager=StructuredOutputManager(vc),
             block_size=cfg.block_size, log_stats=False)
-    if not plugin and spec.name != "fcfs" and not stock_priority:  # what llmsched.vllm_plugin does
-        s.waiting = spec.build(view=vllm_request_view)
-        s.kv_holding_waiting = spec.build(view=vllm_request_view)
+    if not plugin and pspec.name != "fcfs" and not stock_priority:  # what llmsched.vllm_plugin does
+        s.waiting = pspec.build(view=vllm_request_view)
+        s.kv_holding_waiting = pspec.build(view=vllm_request_view)
     return s
 
 

@@ -73,7 +73,8 @@ def test_stages_write_their_tables(smoke):
                                   "pars-backbone-tiny"}
 
     sim = exp.sim()
-    assert set(sim.label) == {"fcfs", "pars", "pars-released", "ltr", "pointwise", "oracle-sjf", "pars-noguard"}
+    assert set(sim.label) == {"fcfs", "pars", "pars-released", "pars-rank", "ltr", "ltr-released", "pointwise",
+                              "oracle-sjf", "pars-noguard"}
     assert len(sim) == 7 * 2 and (sim.n_ok == 400).all()
     seeds = list(range(exp.s.seed, exp.s.seed + exp.s.sim_seeds))
     assert (sim.n_seeds == len(seeds)).all() and (sim.e2e_mean_ci_low <= sim.e2e_mean).all()
