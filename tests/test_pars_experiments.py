@@ -75,7 +75,7 @@ def test_stages_write_their_tables(smoke):
     sim = exp.sim()
     assert set(sim.label) == {"fcfs", "pars", "pars-released", "pars-rank", "ltr", "ltr-released", "pointwise",
                               "oracle-sjf", "pars-noguard"}
-    assert len(sim) == 7 * 2 and (sim.n_ok == 400).all()
+    assert len(sim) == 9 * 2 and (sim.n_ok == 400).all()
     seeds = list(range(exp.s.seed, exp.s.seed + exp.s.sim_seeds))
     assert (sim.n_seeds == len(seeds)).all() and (sim.e2e_mean_ci_low <= sim.e2e_mean).all()
     per_seed = pd.read_parquet(exp.out / "sim" / "per_seed.parquet")
