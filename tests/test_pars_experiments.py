@@ -83,7 +83,7 @@ def test_stages_write_their_tables(smoke):
     assert json.loads((exp.out / "sim" / "sweep.json").read_text())["seeds"] == seeds
     proxy = exp.proxy()
     assert (pd.read_parquet(exp.out / "sim_proxy" / "requests.parquet").source == "sharegpt-reasoning-proxy").all()
-    assert len(proxy) == 14
+    assert len(proxy) == 18
 
     served = exp.serve()
     assert list(served.index) == exp.p["pars_serving_policies"]  # ewsjf among them: the real-engine head-to-head
