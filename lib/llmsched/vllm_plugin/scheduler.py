@@ -145,8 +145,8 @@ class _PolicyQueues:
         self.running.sort(key=queue.rank_of)
         free_slots = self.max_num_running_reqs - len(self.running)  # type: ignore[attr-defined]
         v = plan_swap(queue, self.running, free_slots, lambda r: r.num_preemptions)
-        if v is None:
-            return
+        if v is None or not self._request_blocks_can_be_freed(self.running[v]):  # type: ignore[attr-defined]
+            return  # (as vLLM's own preemption: a deferred block free would not make room now)
         victim = self.running.pop(v)
         self._preempt_request(victim, time.monotonic(),  # type: ignore[attr-defined]
                               drop_stale_output=self.requires_kv_delivery)  # type: ignore[attr-defined]
