@@ -227,8 +227,7 @@ def test_kv_sweep_settings_are_checked(bad: dict) -> None:
         PARSSettings.from_params({"profile": "t", "model": "tiny", "seed": 0, **bad})
 
 
-@pytest.mark.parametrize("spec", [("pars", {"victim": "rank", "swap_limit": 2}), ("ewsjf", {"victim": "rank"}),
-                                  ("ltr-released", {"starvation_steps": 20, "quantum_steps": 3})])
+@pytest.mark.parametrize("spec", [("pars", {"victim": "rank", "swap_limit": 2}), ("ewsjf", {"victim": "rank"})])
 @pytest.mark.parametrize("cfg", [FEW_SLOTS, TIGHT_KV], ids=["few-slots", "tight-kv"])
 def test_decode_fast_forward_is_exact_under_rank_victims(spec, cfg) -> None:
     """Static ranks (or no swaps): decode-only runs are still advanced together, with the results of stepping one

@@ -177,6 +177,15 @@ def summarize(df: pd.DataFrame, slo: SLO | None = None) -> dict[str, float | int
     return res
 
 
+def recompute_cost(frame: pd.DataFrame, steps: pd.DataFrame) -> tuple[int, float]:
+    """Tokens a simulated run scheduled beyond what its requests need once (every request computes its prompt and
+    all but its last output token; the rest is prefill that preemption by recompute repeated), and their share of
+    all scheduled tokens (NaN when nothing was scheduled). `steps`: the run's step trace (SimResult.steps)."""
+    needed = int((frame["prompt_tokens"] + frame["output_tokens"].clip(lower=1) - 1).sum())
+    scheduled = int(steps["scheduled_tokens"].sum())
+    return scheduled - needed, (scheduled - needed) / scheduled if scheduled else math.nan
+
+
 def summary_frame(df: pd.DataFrame, slo: SLO | None = None) -> pd.DataFrame:
     """`summarize` as a one-row DataFrame with SUMMARY_COLUMNS."""
     return pd.DataFrame([summarize(df, slo)], columns=SUMMARY_COLUMNS)

@@ -203,6 +203,7 @@ class ParsExperiments:
         of pars_kv_serving_block_size tokens), under pars_kv_serving_policies (admission-only PARS/LTR beside
         pars-rank and ltr-released: llmsched.experiments.preemption), pars_serving_repeats interleaved runs each →
         serve_kv/ (summary with intervals, runs, paired ratios to FCFS; each run's preemptions per request)."""
+        from llmsched.experiments.preemption import check_kv_fits
         from llmsched.predictors.scheduling import ranker_policies
         from llmsched.serving.experiment import compare_policies
         from llmsched.serving.runner import RunConfig
@@ -211,10 +212,7 @@ class ParsExperiments:
         if blocks <= 0:
             raise ValueError("pars_kv_serving_blocks is 0: the small-KV engine runs are off in this profile")
         reqs = self._serve_requests()
-        longest = max(r.prompt_tokens + max(1, r.output_tokens) for r in reqs)
-        if (blocks - 1) * size < longest:
-            raise ValueError(f"pars_kv_serving_blocks: {blocks} blocks of {size} tokens hold fewer than the {longest} "
-                             "tokens of the longest request")
+        check_kv_fits(blocks, size, reqs, "pars_kv_serving_blocks")
         specs = ranker_policies(list(RANKERS), starvation_limit=self.s.starvation_limit)
         specs = select_policies(specs, self.s.kv_serving_policies)
         extra = {**self.s.engine.get("extra", {}), "block_size": size, "num_gpu_blocks_override": blocks}

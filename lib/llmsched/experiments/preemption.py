@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -39,18 +40,24 @@ LABELS = ("fcfs", "pars", "pars-rank", "ltr", "ltr-released", "oracle-sjf")
 
 def preemption_metrics(result: SimResult, config: SimConfig) -> dict[str, Any]:
     """The sweep's default metrics plus the cost of preemption: preemptions, swaps, recomputed tokens and share."""
+    from llmsched.analysis.metrics import recompute_cost
     from llmsched.sim.sweep import default_metrics
 
-    steps, frame = result.steps, result.frame
-    if steps is None:
+    if result.steps is None:
         raise ValueError("preemption_metrics needs the step trace (seed_sweep(..., trace_steps=True))")
-    # every request needs its prompt and all but its last output token computed once (the last is sampled only)
-    needed = int((frame["prompt_tokens"] + frame["output_tokens"].clip(lower=1) - 1).sum())
-    scheduled = int(steps["scheduled_tokens"].sum())
-    pstats = result.stats.get("policy_stats", {})
-    return {**default_metrics(result, config), "preemptions": int(result.stats["num_preemptions"]),
-            "swaps": int(pstats.get("swaps", 0)), "recomputed_tokens": scheduled - needed,
-            "recomputed_share": (scheduled - needed) / scheduled if scheduled else float("nan")}
+    recomputed, share = recompute_cost(result.frame, result.steps)
+    # default_metrics (summarize) already counts the preemptions of every request
+    return {**default_metrics(result, config), "swaps": int(result.stats.get("policy_stats", {}).get("swaps", 0)),
+            "recomputed_tokens": recomputed, "recomputed_share": share}
+
+
+def check_kv_fits(blocks: int, block_size: int, requests: Sequence[Any], what: str) -> None:
+    """ValueError when a KV pool of `blocks` blocks (one is vLLM's null block) cannot hold the longest of `requests`
+    (prompt + output tokens): no policy could serve it. `what` names the setting in the message."""
+    longest = max(r.prompt_tokens + max(1, r.output_tokens) for r in requests)
+    if (blocks - 1) * block_size < longest:
+        raise ValueError(f"{what}: {blocks} blocks of {block_size} tokens hold fewer than the {longest} tokens of "
+                         "the longest request; no policy could serve it")
 
 
 def policies(starvation_limit: int | None) -> dict[str, PolicySpec]:
@@ -80,10 +87,7 @@ def kv_sweep(exp: ParsExperiments) -> pd.DataFrame:
     tables = []
     for fraction in s.kv_fractions:
         blocks = max(2, round(base.num_blocks * fraction))
-        longest = max(r.prompt_tokens + max(1, r.output_tokens) for r in pool)
-        if (blocks - 1) * base.block_size < longest:
-            raise ValueError(f"pars_kv_fractions: {fraction} of {base.num_blocks} blocks holds fewer than the "
-                             f"{longest} tokens of the longest request; no policy could serve it")
+        check_kv_fits(blocks, base.block_size, pool, f"pars_kv_fractions ({fraction} of {base.num_blocks})")
         config = dataclasses.replace(base, num_blocks=blocks)
         logger.info("KV sweep: %d blocks (%.3g of %d), %d seeds x %d policies", blocks, fraction, base.num_blocks,
                     len(seeds), len(specs))

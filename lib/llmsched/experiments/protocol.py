@@ -155,12 +155,11 @@ class DelayedStepTime(StepTimeModel):
 def run_metrics(frame: pd.DataFrame, steps: pd.DataFrame, stats: Mapping[str, Any], budget: int,
                 split_at: float) -> dict[str, float]:
     """RUN_METRICS of one simulated run (its request frame, step trace and stats)."""
-    from llmsched.analysis.metrics import per_request
+    from llmsched.analysis.metrics import per_request, recompute_cost
 
     m = per_request(frame)
     short = m["prompt_tokens"] <= split_at
-    needed = int((frame["prompt_tokens"] + frame["output_tokens"].clip(lower=1) - 1).sum())
-    scheduled = int(steps["scheduled_tokens"].sum())
+    recomputed, recomputed_share = recompute_cost(frame, steps)
     dur = (steps["end"] - steps["start"]).to_numpy()
     makespan = float(frame["last_token"].max() - frame["arrival"].min())
     busy = float(dur.sum())
@@ -172,8 +171,8 @@ def run_metrics(frame: pd.DataFrame, steps: pd.DataFrame, stats: Mapping[str, An
         "ttft_long_mean": float(m.loc[~short, "ttft"].mean()),
         "e2e_mean": float(m["e2e"].mean()),
         "preemptions": int(stats["num_preemptions"]),
-        "recomputed_tokens": scheduled - needed,
-        "recomputed_share": (scheduled - needed) / scheduled if scheduled else math.nan,
+        "recomputed_tokens": recomputed,
+        "recomputed_share": recomputed_share,
         "budget_idle_share": 1.0 - float((steps["scheduled_tokens"].to_numpy() / budget * dur).sum() / busy)
         if busy > 0 else math.nan,
         "busy_share": busy / makespan if makespan > 0 else math.nan,

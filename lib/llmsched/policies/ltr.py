@@ -32,7 +32,7 @@ import heapq
 from collections import deque
 from collections.abc import Callable, Iterator
 
-from llmsched.policies.base import RequestView, T, check_preemption_options, identity_view
+from llmsched.policies.base import RequestView, T, identity_view
 from llmsched.policies.sjf import ScoreSJFQueue
 
 
@@ -56,12 +56,9 @@ class LTRReleasedQueue(ScoreSJFQueue[T]):
         swap_limit: int | None = DEFAULT_SWAP_LIMIT,
     ) -> None:
         super().__init__(view, score_key=score_key, starvation_limit=None, victim="rank", swap_limit=swap_limit)
-        for name, value, least in (("starvation_steps", starvation_steps, 1), ("quantum_steps", quantum_steps, 0)):
-            if name == "starvation_steps" and value is None:
-                continue
-            if isinstance(value, bool) or not isinstance(value, int) or value < least:
-                raise ValueError(f"{name} must be an integer >= {least}, got {value!r}")
-        check_preemption_options("rank", swap_limit)
+        if starvation_steps is not None:
+            _check_steps("starvation_steps", starvation_steps, 1)
+        _check_steps("quantum_steps", quantum_steps, 0)
         self.starvation_steps = starvation_steps
         self.quantum_steps = quantum_steps
         self._steps = 0
@@ -155,3 +152,8 @@ class LTRReleasedQueue(ScoreSJFQueue[T]):
         promoted = sorted((e for e in live if id(e) in chosen), key=lambda e: e[:3])
         rest = sorted((e for e in live if id(e) not in chosen), key=lambda e: e[:3])
         return iter([e[3] for e in promoted + rest])
+
+
+def _check_steps(name: str, value: object, least: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < least:
+        raise ValueError(f"{name} must be an integer >= {least}, got {value!r}")

@@ -352,7 +352,7 @@ class _Engine:
         "bs", "n_blocks", "max_seqs", "budget_max", "wm_blocks", "reserve", "chunked", "model", "step_time",
         "max_batch",
         # the policy
-        "queue", "timed", "by_priority", "ranked", "swap_timed", "prio",
+        "queue", "timed", "by_priority", "ranked", "prio",
         # the workload and what happened to each request
         "reqs", "n_req", "arrivals", "scheduled", "first_token", "last_token", "preemptions", "trace",
         # the running list as parallel arrays
@@ -382,11 +382,12 @@ class _Engine:
         elif victim not in ("newest", "rank"):
             raise ValueError(f"policy {queue!r} asks for victim rule {victim!r}; the simulator models "
                              "'newest', 'priority' and 'rank'")
-        # NOTE: a clock-dependent rank with swaps (ltr-released: promotions by step count) can swap at any step of a
-        # decode-only run once every sequence slot is taken; such runs are then simulated step by step
-        # (fast_forward_decodes). Otherwise a decode-only run cannot change the swap decision without an arrival or
-        # a finish, and its running order matters only from the next full step on, which ranks the list again.
-        self.swap_timed = self.ranked and self.timed and getattr(queue, "swap_limit", None) is not None
+        # NOTE: a clock-dependent rank with swaps (ltr-released: promotions by step count) is simulated step by step:
+        # batching its decode-only runs while a slot was free gave different results from single steps (found on the
+        # smoke KV sweep; not explained yet). Otherwise a decode-only run cannot change the swap decision without an
+        # arrival or a finish, and its running order matters only from the next full step on, which ranks it again.
+        if self.ranked and self.timed and getattr(queue, "swap_limit", None) is not None:
+            self.max_batch = 1
 
         n_req = len(reqs)
         self.reqs, self.n_req = reqs, n_req
@@ -716,7 +717,7 @@ class _Engine:
         happen (module docstring). No vLLM counterpart: vLLM would schedule each of these steps the same way."""
         n = self.n
         if not (step.decodes == step.scheduled == n and not step.preempted and not step.admitted
-                and not step.swapped and self.max_batch > 1 and not (self.swap_timed and n >= self.max_seqs)):
+                and not step.swapped and self.max_batch > 1):
             return
         # NOTE: admission stopped for a reason that persists until an arrival or a finish (empty queue, no budget,
         # max_num_seqs, or the head's blocks do not fit a pool that only shrinks), so each following step
