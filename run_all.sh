@@ -5,6 +5,8 @@
 #   ./run_all.sh smoke           minutes; what the tests run
 #   ./run_all.sh cpu --force     rerun stages whose results exist
 #   ./run_all.sh cpu --only 06   run only the listed notebooks (by number), e.g. the figures after an edit
+#   ./run_all.sh --lab           open JupyterLab on notebooks/ with the project's kernel (step through by hand);
+#                                options after --lab go to JupyterLab, e.g. --no-browser --port 8890
 #
 # Profiles are parameter files in artifact/profiles/; notebooks read nothing else. Executed copies go to
 # results/executed/<profile>/. A stage whose outputs exist for the same notebook and parameters is skipped; the
@@ -12,18 +14,26 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-profile="" extra=()
+profile="" extra=() lab="" lab_args=()
 while [ "$#" -gt 0 ]; do
   case "$1" in
     --force) extra+=(--force) ;;
     --only) [ "$#" -ge 2 ] || { echo "run_all.sh: --only needs notebook numbers, e.g. --only 02,06" >&2; exit 2; }
             extra+=(--only "$2"); shift ;;
-    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+    --lab) lab=1; shift; lab_args=("$@"); break ;;  # the rest goes to JupyterLab (e.g. --no-browser --port 8890)
+    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
     -*) echo "run_all.sh: unknown option $1" >&2; exit 2 ;;
     *) [ -z "$profile" ] || { echo "run_all.sh: one profile at a time" >&2; exit 2; }; profile="$1" ;;
   esac
   shift
 done
+if [ -n "$lab" ]; then
+  # JupyterLab of the project's environment on notebooks/; each notebook's kernel is `llmsched`, its defaults are
+  # the smoke profile's, and `profile = "cpu"` in its parameters cell shows (and reuses) the cpu run's results
+  source artifact/bootstrap.sh tiny minilm
+  [ "$(id -u)" != 0 ] || lab_args=(--allow-root "${lab_args[@]}")  # containers often run as root; Jupyter refuses it
+  exec "$LLMSCHED_PYTHON" -m jupyterlab --notebook-dir=notebooks "${lab_args[@]}"
+fi
 if [ -z "$profile" ]; then
   if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then profile=gpu; else profile=cpu; fi
 fi

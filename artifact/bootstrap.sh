@@ -8,7 +8,8 @@
 #    artifact/constraints-cpu.txt, then removes torchvision/torchaudio/torchcodec/triton (CUDA wheels that break
 #    imports on CPU, and triton has no CPU backend). A stamp records what was installed, so later runs do no
 #    network work. Set LLMSCHED_DEVICE=cpu|cuda to override the detection.
-# 3. Prepares the named offline models (tiny, gemma, minilm, smollm2, mpnet) into the cache (~/.cache/llmsched or
+# 3. Registers the notebooks' Jupyter kernel `llmsched` under the environment's prefix (llmsched.kernel).
+# 4. Prepares the named offline models (tiny, gemma, minilm, smollm2, mpnet) into the cache (~/.cache/llmsched or
 #    $LLMSCHED_CACHE).
 #
 # Exports LLMSCHED_PYTHON (the interpreter to use) and the offline/engine environment variables.
@@ -84,6 +85,8 @@ PY
   export LLMSCHED_PYTHON="$py"
   export HF_HUB_OFFLINE="${HF_HUB_OFFLINE:-1}" HF_DATASETS_OFFLINE="${HF_DATASETS_OFFLINE:-1}"
   export TOKENIZERS_PARALLELISM=false VLLM_ENABLE_V1_MULTIPROCESSING="${VLLM_ENABLE_V1_MULTIPROCESSING:-0}"
+  # the notebooks' Jupyter kernel, `llmsched` (this interpreter; llmsched.kernel), for papermill and JupyterLab
+  "$py" -m llmsched.kernel >/dev/null || { echo "bootstrap: could not register the Jupyter kernel" >&2; return 1; }
   if [ "$#" -gt 0 ]; then
     "$py" -m llmsched.models prepare "$@" || { echo "bootstrap: model preparation failed" >&2; return 1; }
   fi

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 
 import nbformat
@@ -9,6 +10,7 @@ import papermill as pm
 import pytest
 
 from llmsched.pipeline import (
+    MANIFEST_ENV,
     NOTEBOOKS,
     PROFILES,
     MissingInputError,
@@ -155,8 +157,31 @@ def test_require_names_the_producer(tmp_path):
         require(tmp_path / "missing.parquet", "notebooks/04_x.ipynb", "cpu")
 
 
-def test_notebook_params_keeps_profile_values_only():
+def test_notebook_params_keeps_profile_values_only(monkeypatch):
+    monkeypatch.setenv(MANIFEST_ENV, "stage.outputs.json")  # under the pipeline: the injected values as they are
     ns = {"profile": "cpu", "seed": 1, "pars_n_train": 5, "ewsjf_presets": ["100-2000"], "exp": object(),
           "In": [], "pd": object(), "h2h_loads": [1.0], "report_update_readme": False, "serving_max_num_seqs": 4}
     assert notebook_params(ns) == {"profile": "cpu", "seed": 1, "pars_n_train": 5, "ewsjf_presets": ["100-2000"],
                                    "h2h_loads": [1.0], "report_update_readme": False, "serving_max_num_seqs": 4}
+
+
+def test_notebook_params_by_hand_take_the_named_profile_file(tmp_path, monkeypatch):
+    """Run by hand (no pipeline), the file of the profile the cell names wins over the cell's values; a profile
+    without a file keeps the cell's values."""
+    monkeypatch.delenv(MANIFEST_ENV, raising=False)
+    (tmp_path / "cpu.yaml").write_text("profile: cpu\nseed: 3\npars_n_train: 7000\npars_sim_loads: [0.5, 1.0]\n")
+    cell = {"profile": "cpu", "seed": 0, "pars_n_train": 60, "h2h_loads": [1.0], "pd": object()}
+    got = notebook_params(cell, profiles_dir=tmp_path)
+    # the profile's values for the keys the notebook declares; a key the notebook lacks stays out
+    assert got == {"profile": "cpu", "seed": 3, "pars_n_train": 7000, "h2h_loads": [1.0]}
+    mine = {"profile": "mine", "seed": 0, "pars_n_train": 60}
+    assert notebook_params(mine, profiles_dir=tmp_path) == mine
+    # the shipped notebooks' defaults are the smoke profile's: by hand, smoke changes nothing they declare
+    import yaml
+    smoke = yaml.safe_load((PROFILES / "smoke.yaml").read_text())
+    for nb in sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb")):
+        declared = {k: v for k, v in pm.inspect_notebook(str(nb)).items()}
+        cell = {k: ast.literal_eval(v["default"]) for k, v in declared.items()}
+        assert notebook_params(cell) == {**cell, **{k: v for k, v in smoke.items() if k in cell}}
+        differ = {k for k in cell if k in smoke and cell[k] != smoke[k]}
+        assert not differ, f"{nb.name}: parameters cell defaults differ from smoke.yaml: {sorted(differ)}"

@@ -80,3 +80,41 @@ def test_smoke_profile_runs_every_notebook_and_writes_every_figure_and_table(tmp
     assert again.returncode == 0, again.stderr[-3000:]
     assert again.stdout.count("skipped: outputs exist") == len(notebooks)
     assert (tmp_path / "tables" / "smoke" / "claims.csv").stat().st_mtime_ns == stamp
+
+
+@pytest.mark.slow
+def test_lab_opens_jupyterlab_on_the_notebooks_with_the_project_kernel(tmp_path):
+    """./run_all.sh --lab serves notebooks/ and offers the `llmsched` kernel (asked over JupyterLab's REST API)."""
+    import json
+    import socket
+    import time
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "LLMSCHED_PYTHON": sys.executable, "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime")}
+    proc = subprocess.Popen([str(ROOT / "run_all.sh"), "--lab", "--no-browser", f"--port={port}",
+                             "--ServerApp.token=t0k", "--ip=127.0.0.1"], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        base, deadline, answer = f"http://127.0.0.1:{port}", time.monotonic() + 120, None
+        while answer is None and time.monotonic() < deadline and proc.poll() is None:
+            try:
+                with urllib.request.urlopen(f"{base}/api/kernelspecs?token=t0k", timeout=5) as r:
+                    answer = json.load(r)
+            except OSError:
+                time.sleep(1)
+        assert answer is not None, f"JupyterLab did not answer on port {port} (exit {proc.poll()})"
+        assert "llmsched" in answer["kernelspecs"]
+        with urllib.request.urlopen(f"{base}/api/contents?token=t0k", timeout=10) as r:
+            names = {c["name"] for c in json.load(r)["content"]}
+        assert {p.name for p in (ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")} <= names
+        with urllib.request.urlopen(f"{base}/lab?token=t0k", timeout=10) as r:
+            assert r.status == 200
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()

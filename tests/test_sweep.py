@@ -3,6 +3,7 @@ tables whatever the number of worker processes, and the seed settings of every d
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -173,3 +174,30 @@ def test_sweep_figures_draw_the_mean_and_a_band(swept):
     plain = figures.latency_vs_rate(table.drop(columns=[c for c in table if "_ci_" in c or c == "n_seeds"]), "t")
     assert plain._suptitle.get_text() == "t" and not plain.axes[0].collections  # one-seed tables: lines only
     plt.close(plain)
+
+
+def test_an_identical_sweep_is_reused_and_any_change_reruns(tmp_path, monkeypatch):
+    """seed_sweep(out_dir=...) returns the tables of an identical earlier sweep without simulating; a changed
+    request, load or policy, or reuse=False, simulates again."""
+    config, st = _engine()
+    w = _workloads([0, 1], n=40)
+    first = seed_sweep(w, LOADS, SPECS, config, st, out_dir=tmp_path, workers=1, progress=False)
+    key = json.loads((tmp_path / "sweep.json").read_text())["sweep_key"]
+    simulated = []
+    real = sweep_mod._simulate
+    monkeypatch.setattr(sweep_mod, "_simulate", lambda ctx, run: simulated.append(run) or real(ctx, run))
+
+    again = seed_sweep(w, LOADS, SPECS, config, st, out_dir=tmp_path, workers=1, progress=False)
+    assert simulated == []  # reused
+    pd.testing.assert_frame_equal(first, again)
+
+    changed = {**w, 1: [dataclasses.replace(w[1][0], output_tokens=w[1][0].output_tokens + 7), *w[1][1:]]}
+    for args in [(changed, LOADS, SPECS), (w, [0.5, 1.0], SPECS), (w, LOADS, {"fcfs": SPECS["fcfs"]})]:
+        simulated.clear()
+        seed_sweep(*args, config, st, out_dir=tmp_path, workers=1, progress=False)
+        assert simulated, "a changed sweep must simulate"
+        assert json.loads((tmp_path / "sweep.json").read_text())["sweep_key"] != key
+    seed_sweep(w, LOADS, SPECS, config, st, out_dir=tmp_path, workers=1, progress=False)  # back to the first
+    simulated.clear()
+    seed_sweep(w, LOADS, SPECS, config, st, out_dir=tmp_path, workers=1, progress=False, reuse=False)
+    assert len(simulated) == 2 * len(LOADS) * len(SPECS)

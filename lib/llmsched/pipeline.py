@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import logging
 import os
 import sys
 import time
@@ -29,7 +30,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from llmsched.kernel import KERNEL_NAME, ensure_kernel
 from llmsched.paths import REPO_ROOT, results_dir
+
+logger = logging.getLogger(__name__)
 
 MANIFEST_ENV = "LLMSCHED_STAGE_MANIFEST"
 NOTEBOOKS = REPO_ROOT / "notebooks"
@@ -73,11 +77,31 @@ def is_param_name(name: str) -> bool:
     return name in PARAM_NAMES or name.startswith(PARAM_PREFIXES)
 
 
-def notebook_params(namespace: dict[str, Any]) -> dict[str, Any]:
-    """The profile parameters among a notebook's globals (after papermill injected them): the keys the
-    experiment drivers read, so a notebook passes on exactly what its parameters cell (and the profile) set."""
-    return {k: v for k, v in namespace.items()
-            if is_param_name(k) and isinstance(v, (str, int, float, bool, list, dict, type(None)))}
+def notebook_params(namespace: dict[str, Any], profiles_dir: Path = PROFILES) -> dict[str, Any]:
+    """The profile parameters among a notebook's globals: the keys the experiment drivers read, so a notebook
+    passes on exactly what its parameters cell (and the profile) set.
+
+    Under the pipeline the values are the profile's, injected by papermill. Run by hand (JupyterLab, or papermill
+    outside ./run_all.sh), the profile file named by `profile` is the source of truth as well: its values replace
+    the parameters cell's (whose defaults are the smoke profile's), each replaced value is logged, so setting
+    `profile = "cpu"` in the cell looks at the cpu profile's results, reusing what its run left. A `profile` with no
+    file under artifact/profiles/ keeps the cell's values (a reviewer's own parameter set)."""
+    params = {k: v for k, v in namespace.items()
+              if is_param_name(k) and isinstance(v, (str, int, float, bool, list, dict, type(None)))}
+    if os.environ.get(MANIFEST_ENV) or not isinstance(params.get("profile"), str):
+        return params
+    path = profiles_dir / f"{params['profile']}.yaml"
+    if not path.exists():
+        logger.info("profile %r has no file in %s: the parameters cell's values apply", params["profile"],
+                    _shown(profiles_dir))
+        return params
+    _, values = load_profile_file(params["profile"], profiles_dir)
+    changed = {k: v for k, v in values.items() if k in params and params[k] != v}
+    for k, v in changed.items():
+        logger.info("%s: %s = %r (the cell's %r replaced)", _shown(path), k, v, params[k])
+    logger.info("run by hand: %d of this notebook's parameters are %s's (%d differ from the cell's)",
+                sum(k in params for k in values), _shown(path), len(changed))
+    return {**params, **{k: v for k, v in values.items() if k in params}}
 
 
 def _parameters(notebook: Path) -> dict[str, Any]:
@@ -200,7 +224,7 @@ def run_stage(notebook: Path, profile: str, params: dict[str, Any], out_dir: Pat
     t0 = time.perf_counter()
     try:
         pm.execute_notebook(str(notebook), str(executed), parameters=params, cwd=str(notebook.parent),
-                            log_output=True, progress_bar=False, kernel_name="python3")
+                            log_output=True, progress_bar=False, kernel_name=KERNEL_NAME)
     except Exception as exc:  # papermill's PapermillExecutionError carries the cell; others fail before cells
         return StageResult(notebook.name, "failed", time.perf_counter() - t0, _failure(exc, notebook))
     finally:
@@ -218,6 +242,7 @@ def run_pipeline(profile: str, force: bool = False, only: Iterable[str] | None =
 
     ValueError before any notebook runs for an unknown profile, a key no notebook declares, or a bad `only`."""
     params, declared_by = check_profile(profile, notebooks_dir, profiles_dir)
+    ensure_kernel()  # the notebooks run on the project's kernel (llmsched.kernel), as they do in JupyterLab
     notebooks = list(declared_by)
     chosen = set(only) if only else None
     if chosen is not None:

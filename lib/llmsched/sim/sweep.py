@@ -27,12 +27,15 @@ Outputs in `out_dir`:
     requests.parquet  every simulated request's record with label and rate (seed_sweep: the summary row's rate,
                       plus load, seed and arrival_rate, the seed's own rate); above MAX_REQUEST_ROWS rows only the
                       first seed's requests are kept (sweep.json says which seeds it holds)
-    sweep.json        engine limits, step-time model, policies, loads or rates, seeds, capacities
+    sweep.json        engine limits, step-time model, policies, loads or rates, seeds, capacities; seed_sweep adds
+                      its sweep_key, and reuses the tables of an identical sweep (same key) instead of simulating
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
+import hashlib
 import json
 import logging
 import os
@@ -193,6 +196,37 @@ class _Runner:
         return self.pool.map(_worker_simulate, runs)
 
 
+@functools.cache
+def code_fingerprint() -> str:
+    """Hash of the llmsched package's source: a cached sweep is reused only by the code that wrote it."""
+    root = Path(__file__).resolve().parents[1]
+    h = hashlib.sha256()
+    for f in sorted(root.rglob("*.py")):
+        h.update(str(f.relative_to(root)).encode())
+        h.update(f.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def _callable_name(f: Any) -> str:
+    if isinstance(f, functools.partial):
+        return f"partial({_callable_name(f.func)}, {f.args!r}, {sorted(f.keywords.items())!r})"
+    return f"{getattr(f, '__module__', '?')}.{getattr(f, '__qualname__', repr(f))}"
+
+
+def sweep_key(workloads: Mapping[int, Sequence[Request]], loads: Sequence[float], specs: Mapping[str, PolicySpec],
+              config: SimConfig, step_time: StepTimeModel, **settings: Any) -> str:
+    """What a seed sweep's tables are a function of: every request, the loads, policies, engine, step-time model,
+    the other settings and the library's code (code_fingerprint)."""
+    h = hashlib.sha256()
+    for seed, reqs in sorted(workloads.items()):
+        h.update(repr((int(seed), [(r.request_id, r.prompt_tokens, r.output_tokens, r.arrival_time, r.source,
+                                    sorted(r.hints.items())) for r in reqs])).encode())
+    h.update(json.dumps({"loads": [float(x) for x in loads], "policies": {k: v.to_json() for k, v in specs.items()},
+                         "engine": config.to_dict(), "step_time": repr(step_time), "code": code_fingerprint(),
+                         **settings}, sort_keys=True, default=str).encode())
+    return h.hexdigest()[:16]
+
+
 def _lean(requests: Sequence[Request]) -> list[Request]:
     """The requests without prompt text (the simulator never reads it): less to send to the workers."""
     return [dataclasses.replace(r, prompt="") if r.prompt else r for r in requests]
@@ -265,6 +299,7 @@ def seed_sweep(
     workers: int | None = None,
     progress: bool = True,
     desc: str = "sim sweep",
+    reuse: bool = True,
 ) -> pd.DataFrame:
     """Simulate every (seed, load, policy label); return the summary over seeds (and write every output with
     `out_dir`, see the module docstring).
@@ -279,6 +314,9 @@ def seed_sweep(
     workers     processes to spread the runs over (resolve_workers: default every core, $LLMSCHED_SIM_WORKERS
                 overrides it; 1: this process). Every run is a deterministic simulation, so the tables are the
                 same whatever the number.
+    reuse       with `out_dir`: when its sweep.json records the same sweep_key (same requests, loads, policies,
+                engine, step-time model, settings and library code), return its summary instead of simulating
+                again (a rerun of a stage, or a notebook opened on a finished profile)
     """
     from tqdm.auto import tqdm
 
@@ -289,6 +327,14 @@ def seed_sweep(
     ctx = _Context({int(s): _lean(w) for s, w in workloads.items()}, specs, config, step_time, arrivals,
                    float(burstiness), metrics, trace_steps)
     keys = dict(keys or {})
+    key = sweep_key(workloads, loads, specs, config, step_time, arrivals=arrivals, burstiness=float(burstiness),
+                    metrics=_callable_name(metrics), trace_steps=trace_steps, keys=keys, meta=dict(meta or {}))
+    if out_dir is not None and reuse:
+        done = Path(out_dir) / "sweep.json"
+        if done.exists() and (Path(out_dir) / "summary.parquet").exists() \
+                and json.loads(done.read_text()).get("sweep_key") == key:
+            logger.info("%s: reusing %s (same requests, policies, engine and code)", desc, out_dir)
+            return pd.read_parquet(Path(out_dir) / "summary.parquet")
     n_workers = resolve_workers(workers, len(seeds) * len(loads) * len(specs))
 
     def run_all(n: int) -> tuple[dict[int, float], list[_Run], list[tuple[dict[str, Any], pd.DataFrame]]]:
@@ -330,7 +376,7 @@ def seed_sweep(
                   "capacity_req_s_mean": float(np.mean(list(caps.values()))),
                   "requests_parquet_seeds": kept,
                   "summary": "mean over seeds; <metric>_ci_low/_ci_high: Student-t 95 % interval over seeds",
-                  **keys, **(meta or {})}
+                  **keys, **(meta or {}), "sweep_key": key}
         (out / "sweep.json").write_text(json.dumps(record, indent=2, default=str) + "\n")
     return summary
 
