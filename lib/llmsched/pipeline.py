@@ -88,14 +88,14 @@ def notebook_params(namespace: dict[str, Any], profiles_dir: Path = PROFILES) ->
     file under artifact/profiles/ keeps the cell's values (a reviewer's own parameter set)."""
     params = {k: v for k, v in namespace.items()
               if is_param_name(k) and isinstance(v, (str, int, float, bool, list, dict, type(None)))}
-    if os.environ.get(MANIFEST_ENV) or not isinstance(params.get("profile"), str):
+    profile = params.get("profile")
+    if os.environ.get(MANIFEST_ENV) or not isinstance(profile, str):
         return params
-    path = profiles_dir / f"{params['profile']}.yaml"
+    path = profiles_dir / f"{profile}.yaml"
     if not path.exists():
-        logger.info("profile %r has no file in %s: the parameters cell's values apply", params["profile"],
-                    _shown(profiles_dir))
+        logger.info("profile %r has no file in %s: the parameters cell's values apply", profile, _shown(profiles_dir))
         return params
-    _, values = load_profile_file(params["profile"], profiles_dir)
+    _, values = load_profile_file(profile, profiles_dir)
     changed = {k: v for k, v in values.items() if k in params and params[k] != v}
     for k, v in changed.items():
         logger.info("%s: %s = %r (the cell's %r replaced)", _shown(path), k, v, params[k])
