@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -49,10 +50,17 @@ def test_figures_before_the_experiments_name_what_is_missing(tmp_path):
     assert "./run_all.sh smoke" in proc.stderr
 
 
-@pytest.mark.vllm
-def test_smoke_profile_runs_every_notebook_and_writes_every_figure_and_table(tmp_path):
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    """./run_all.sh smoke once for the module: (the finished process, its results folder, README before it)."""
+    results = tmp_path_factory.mktemp("smoke-results")
     readme = (ROOT / "README.md").read_text()
-    proc = run_all("smoke", results=tmp_path)
+    return run_all("smoke", results=results), results, readme
+
+
+@pytest.mark.vllm
+def test_smoke_profile_runs_every_notebook_and_writes_every_figure_and_table(smoke_run):
+    proc, tmp_path, readme = smoke_run
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     notebooks = sorted(p.name for p in (ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
     assert [n[:2] for n in notebooks] == ["01", "02", "03", "04", "05", "06"]
@@ -73,6 +81,14 @@ def test_smoke_profile_runs_every_notebook_and_writes_every_figure_and_table(tmp
     assert all(v.startswith(kinds) for v in claims.verdict), set(claims.verdict)
     assert claims.operating_point.notna().all() and claims.interval.notna().all()
     assert (ROOT / "README.md").read_text() == readme  # only the cpu profile writes the README's claims
+    index = tmp_path / "report" / "smoke" / "index.html"
+    assert f"report: {index}" in proc.stdout
+    html = index.read_text()
+    for name in FIGURES:
+        assert f'src="figures/{name}.png"' in html, name
+    for name in TABLES:
+        assert name == "claims" or f'href="tables/{name}.csv"' in html, name
+    assert html.count('.html">') == len(notebooks) and "Not produced by this run" not in html
 
     # resumable: a second run skips every stage and rewrites nothing
     stamp = (tmp_path / "tables" / "smoke" / "claims.csv").stat().st_mtime_ns
@@ -82,10 +98,28 @@ def test_smoke_profile_runs_every_notebook_and_writes_every_figure_and_table(tmp
     assert (tmp_path / "tables" / "smoke" / "claims.csv").stat().st_mtime_ns == stamp
 
 
+@pytest.mark.vllm
+def test_smoke_report_opens_in_headless_chromium(smoke_run):
+    """The smoke run's web report in a real browser: every image loads, every link resolves, the notebooks' pages
+    open; the screenshot lands under the run's results/report/smoke/browser-check/."""
+    from llmsched.webreport.browser import check_report, chromium_path
+
+    if chromium_path() is None:
+        pytest.skip("no Chromium on this machine (Debian: apt-get install chromium; .ci/run installs it when it can):"
+                    " the smoke report was written but not opened in a browser")
+    proc, results, _ = smoke_run
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    check = check_report(results / "report" / "smoke" / "index.html")
+    summary = check.summary()
+    print(json.dumps(summary, indent=2))  # the screenshot's path, for whoever reads the test output
+    assert check.ok, summary
+    assert summary["pages"] == 1 + 6 and summary["images"] >= len(FIGURES)
+    assert Path(summary["screenshot"]).stat().st_size > 20_000
+
+
 @pytest.mark.slow
 def test_lab_opens_jupyterlab_on_the_notebooks_with_the_project_kernel(tmp_path):
     """./run_all.sh --lab serves notebooks/ and offers the `llmsched` kernel (asked over JupyterLab's REST API)."""
-    import json
     import socket
     import time
     import urllib.request

@@ -301,6 +301,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     print()
     print(summary(args.profile, results))
+    from llmsched.webreport import write_report
+
+    # the web report, whatever happened: it lists what a stopped run did not produce
+    print(f"\nreport: {write_report(args.profile)}  (open it in a browser; the folder can be zipped and sent)")
     failed = [r for r in results if r.status == "failed"]
     if failed:
         out = results_dir() / "executed" / args.profile
