@@ -24,7 +24,8 @@ TABLES = ["ranker_quality", "ranker_transfer", "ranker_ablation_delta", "ranker_
           "pars_serve", "pars_serve_ratios", "pars_serve_runs",
           "sim_vs_engine",
           "ewsjf_partitions", "ewsjf_sim", "ewsjf_serve", "ewsjf_serve_ratios", "ewsjf_serve_runs", "ewsjf_tuning",
-          "ewsjf_tuning_noise", "ewsjf_protocol_gains", "ewsjf_constraint_gains", "headtohead", "overheads_policy",
+          "ewsjf_tuning_noise", "ewsjf_protocol_gains", "ewsjf_constraint_gains", "ewsjf_protocol_engine",
+          "ewsjf_protocol_engine_ratios", "headtohead", "overheads_policy",
           "overheads_ranker", "claims"]
 
 

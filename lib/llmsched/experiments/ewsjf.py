@@ -369,6 +369,26 @@ class EWSJFExperiments:
                                      "record_ids": [r.record_id for r in sample_pool]}}
         return reqs, sample, data
 
+    @staticmethod
+    def checked_prefill_profile(s: EWSJFSettings, engine: Any, folder: Path) -> str:
+        """EWSJF's C_prefill profile for runs on `engine`: ewsjf_serving_steptime, or the profile measured on this
+        engine when the check asks to recalibrate; the check is kept in <folder>/prefill_profile.json.
+
+        NOTE: C_prefill from a measured CPU profile holds only on the machine state that measured it: the profile
+        is checked against this engine's speed probe first (llmsched.serving.probe; a stale one warns by default,
+        "recalibrate" measures this engine and EWSJF uses that)."""
+        from llmsched.sim import load_profile
+
+        prof = s.serving_steptime
+        checked = load_profile(prof, check_against=engine, calibration_dir=folder / "calibration",
+                               on_mismatch=s.serving_on_mismatch)
+        if checked.check is not None:
+            if checked.check.recalibrated_from is not None:
+                prof = str(checked.path)
+            (folder / "prefill_profile.json").write_text(json.dumps(
+                {**checked.provenance(), "check": checked.check.to_dict()}, indent=2, default=str) + "\n")
+        return prof
+
     def serve(self) -> pd.DataFrame:
         from llmsched.models import load_model_tokenizer
         from llmsched.serving.engine import EngineConfig
@@ -382,19 +402,7 @@ class EWSJFExperiments:
         (self.out / "serve" / "data.json").write_text(json.dumps(data, indent=2) + "\n")
         engine = EngineConfig(model=self.s.model, seed=self.s.seed, max_model_len=2304,
                               max_num_seqs=self.s.serving_max_num_seqs)
-        # NOTE: C_prefill from a measured CPU profile holds only on the machine state that measured it: the profile
-        # is checked against this engine's speed probe first (llmsched.serving.probe; a stale one warns by
-        # default, "recalibrate" measures this engine and EWSJF uses that), the check kept in prefill_profile.json
-        from llmsched.sim import load_profile
-
-        prof: Any = self.s.serving_steptime
-        checked = load_profile(prof, check_against=engine, calibration_dir=self.out / "serve" / "calibration",
-                               on_mismatch=self.s.serving_on_mismatch)
-        if checked.check is not None:
-            if checked.check.recalibrated_from is not None:
-                prof = str(checked.path)
-            (self.out / "serve" / "prefill_profile.json").write_text(json.dumps(
-                {**checked.provenance(), "check": checked.check.to_dict()}, indent=2, default=str) + "\n")
+        prof = self.checked_prefill_profile(self.s, engine, self.out / "serve")
         specs = {"fcfs": PolicySpec("fcfs", {}), "prompt-sjf": PolicySpec("prompt-sjf", {}),
                  **ewsjf_specs(sample, prof, self.s.max_queues)}
         specs = select_policies(specs, self.s.serving_policies)

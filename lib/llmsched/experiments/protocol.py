@@ -1,6 +1,6 @@
 """EWSJF under its authors' benchmark protocol in the simulator, and where admission order can change throughput.
 
-    python -m llmsched.experiments.protocol --profile cpu [--stages benchmark,sweeps]
+    python -m llmsched.experiments.protocol --profile cpu [--stages benchmark,sweeps,engine_runs]
 
     exp = ProtocolExperiments(params)   # a profile's flat parameters; reads the ewsjf_protocol_* keys
     exp.benchmark(); exp.sweeps()       # → results/ewsjf/<profile>/protocol/ (or out_root)
@@ -35,7 +35,11 @@ Stages:
              NOTE: as in vLLM, chunked prefill off needs max_num_batched_tokens >= max_model_len; max_model_len is
              the workload's longest sequence (hi + max_tokens), so the chunked-off runs of the KV sweep use
              max(budget, max_model_len) and the budget sweep skips smaller budgets when chunked prefill is off.
-Each stage writes runs.parquet (one row per run: condition, label, seed, RUN_METRICS), summary.parquet (per
+  engine     (`ewsjf_protocol_engine_n` > 0) the protocol scaled down onto the real engine: uniform prompts of
+             `ewsjf_protocol_engine_preset` cut from ShareGPT text, max_tokens output tokens each, constant arrivals
+             at `ewsjf_protocol_engine_rate`, FCFS / prompt-length SJF / EWSJF in interleaved repeats →
+             protocol/engine/ (ProtocolExperiments.engine_runs; the serving experiments' files)
+The two simulator stages write runs.parquet (one row per run: condition, label, seed, RUN_METRICS), summary.parquet (per
 condition, label and metric: mean, ci_low, ci_high, n_seeds), gains.parquet (per condition, policy ≠ FCFS and
 GAIN_METRICS: paired by seed, mean, ci_low, ci_high) and <stage>.json with every parameter, the engine limits
 of each condition and the policy specs.
@@ -308,7 +312,12 @@ def check_settings(s: EWSJFSettings) -> None:
         raise bad("protocol_scoring_delay_s", "a finite number >= 0")
     if not s.protocol_rates or any(not r > 0 for r in s.protocol_rates):
         raise bad("protocol_rates", "positive numbers")
-    for key in ("protocol_presets", "protocol_sweep_preset"):
+    if not (isinstance(s.protocol_engine_n, int) and s.protocol_engine_n >= 0):
+        raise bad("protocol_engine_n", "an integer >= 0 (0: no real-engine runs)")
+    for key in ("protocol_engine_rate", "protocol_engine_repeats"):
+        if not getattr(s, key) > 0:
+            raise bad(key, "> 0")
+    for key in ("protocol_presets", "protocol_sweep_preset", "protocol_engine_preset"):
         v = getattr(s, key)
         if any(p not in PRESETS for p in ([v] if isinstance(v, str) else v)) or not v:
             raise bad(key, f"among {', '.join(PRESETS)}")
@@ -459,6 +468,74 @@ class ProtocolExperiments:
         logger.info("protocol %s: %d runs in %.1f s", stage, len(plan.jobs), elapsed)
         return tables
 
+    def engine_runs(self) -> pd.DataFrame:
+        """The protocol scaled down onto the real engine → protocol/engine/ (compare_policies' files: summary with
+        intervals, runs, paired ratios to FCFS).
+
+        protocol_engine_n requests per run, prompt lengths uniform in protocol_engine_preset's range (real
+        ShareGPT text cut to length, llmsched.workload.mixed), exactly protocol_max_tokens output tokens each (the
+        benchmark forces no EOS: replay mode), constant-interval arrivals at protocol_engine_rate; chunked
+        prefill on with the protocol's token budget, serving_max_num_seqs sequences; protocol_policies, each
+        protocol_engine_repeats times, interleaved, every run on a fresh engine probed for its speed first.
+        EWSJF learns its queues from a partition sample of the same distribution cut from other prompts (seed +
+        TUNE_SEED_OFFSET), C_prefill from the engine's calibrated profile (ewsjf_serving_steptime, checked
+        against this engine as in the serve stage). Throughput as the authors define it is `token_throughput`
+        (output tokens / first arrival → last token)."""
+        import dataclasses
+
+        from llmsched.experiments.ewsjf import EWSJFExperiments
+        from llmsched.models import load_model_tokenizer
+        from llmsched.serving.engine import EngineConfig
+        from llmsched.serving.experiment import compare_policies
+        from llmsched.serving.runner import RunConfig
+        from llmsched.workload import load_sharegpt
+        from llmsched.workload.mixed import MixedConfig, mixed_workload
+
+        s = self.s
+        if s.protocol_engine_n <= 0:
+            raise ValueError("ewsjf_protocol_engine_n is 0: the protocol's real-engine runs are off in this profile")
+        lo, hi = preset_range(s.protocol_engine_preset)
+        records, _ = load_sharegpt()
+        pool = max(2 * s.protocol_engine_n, 200)
+        if len(records) < 2 * pool:
+            raise ValueError(f"the engine runs need 2 x {pool} ShareGPT records, got {len(records)}")
+        tok = load_model_tokenizer(s.model)
+        cfg = MixedConfig.preset(s.protocol_engine_preset, n=s.protocol_engine_n, distribution=s.protocol_prompts)
+        reqs = mixed_workload(cfg, tok, [r.prompt for r in records[:pool]], seed=s.seed)
+        if s.protocol_outputs == "fixed":
+            reqs = [dataclasses.replace(r, output_tokens=s.protocol_max_tokens) for r in reqs]
+        else:
+            draw = np.random.default_rng(s.seed).integers(1, s.protocol_max_tokens, size=len(reqs), endpoint=True)
+            reqs = [dataclasses.replace(r, output_tokens=int(o)) for r, o in zip(reqs, draw, strict=True)]
+        reqs = assign_arrivals(reqs, make_arrivals("constant", len(reqs), s.protocol_engine_rate))
+        cfg_sample = MixedConfig.preset(s.protocol_engine_preset, n=s.sample_n, distribution=s.protocol_prompts)
+        sample = [float(r.prompt_tokens) for r in mixed_workload(cfg_sample, tok, [r.prompt for r in
+                                                                                records[pool:2 * pool]],
+                                                                 seed=int(s.seed) + TUNE_SEED_OFFSET)]
+        out = self.out / "engine"
+        out.mkdir(parents=True, exist_ok=True)
+        engine = EngineConfig(model=s.model, seed=s.seed, max_model_len=hi + s.protocol_max_tokens + 64,
+                              max_num_seqs=s.serving_max_num_seqs,
+                              max_num_batched_tokens=s.protocol_max_num_batched_tokens)
+        prof = EWSJFExperiments.checked_prefill_profile(s, engine, out)
+        specs = ewsjf_specs(sample, prof, s.max_queues)
+        pols = {label: specs[label] if label in specs else PolicySpec(label) for label in s.protocol_policies}
+        (out / "engine.json").write_text(json.dumps({
+            "preset": s.protocol_engine_preset, "prompts": s.protocol_prompts, "range": [lo, hi],
+            "n": len(reqs), "rate": s.protocol_engine_rate, "arrivals": "constant",
+            "max_tokens": s.protocol_max_tokens, "outputs": s.protocol_outputs,
+            "repeats": s.protocol_engine_repeats, "engine": dataclasses.asdict(engine),
+            "partition_sample": {"n": len(sample), "seed": int(s.seed) + TUNE_SEED_OFFSET, "pool": [pool, 2 * pool]},
+            "served": {"seed": int(s.seed), "pool": [0, pool]},
+            "throughput": "token_throughput: output tokens / (first arrival -> last token)"}, indent=2,
+            default=str) + "\n")
+        split_at = (lo + hi) / 2
+        groups = {"short": lambda m: m["prompt_tokens"] <= split_at, "long": lambda m: m["prompt_tokens"] > split_at}
+        table = compare_policies(reqs, engine, pols, out, run=RunConfig(mode="replay"),
+                                 repeats=s.protocol_engine_repeats, groups=groups)
+        table.insert(0, "label", table.index)
+        return table.reset_index(drop=True)
+
     def benchmark(self) -> dict[str, pd.DataFrame]:
         """The authors' protocol on every profile × preset × rate → protocol/benchmark/."""
         return self._run("benchmark", self.benchmark_plan())
@@ -488,7 +565,12 @@ def with_settings(params: Mapping[str, Any], **protocol: Any) -> dict[str, Any]:
     return {**params, **{f"ewsjf_protocol_{k}": v for k, v in protocol.items()}}
 
 
-def _show(stage: str, tables: dict[str, pd.DataFrame]) -> None:
+def _show(stage: str, tables: dict[str, pd.DataFrame] | pd.DataFrame) -> None:
+    if isinstance(tables, pd.DataFrame):  # engine_runs: the serving summary
+        cols = [c for c in ("label", "n_runs", "token_throughput", "token_throughput_ci_low",
+                            "token_throughput_ci_high", "ttft_short_mean", "ttft_long_mean", "e2e_mean") if c in tables]
+        print(f"== {stage}\n{tables[cols].round(3).to_string()}")
+        return
     g = tables["gains"]
     g = g[g["metric"].isin(["throughput_gain_pct", "ttft_short_speedup"])]
     cols = [c for c in (*CONDITION, "label", "metric", "mean", "ci_low", "ci_high") if c in g]
@@ -498,7 +580,7 @@ def _show(stage: str, tables: dict[str, pd.DataFrame]) -> None:
 def main(argv: list[str] | None = None) -> int:
     from llmsched.experiments.stages import run_stages_cli
 
-    return run_stages_cli("python -m llmsched.experiments.protocol", __doc__.split("\n")[0], STAGES,
+    return run_stages_cli("python -m llmsched.experiments.protocol", __doc__.split("\n")[0], (*STAGES, "engine_runs"),
                           ProtocolExperiments, _show, argv)
 
 

@@ -113,6 +113,9 @@ class Report:
             [v["gains"].assign(stage=stage) for stage, v in self.protocol.items()], ignore_index=True)
         self.serve_runs = self._runs(self.serve_dir)
         self.ewsjf_runs = self._runs(self.ewsjf_serve_dir)
+        # the protocol on the real engine (ewsjf_protocol_engine_n > 0): optional
+        self.protocol_engine = self._optional_csv(f"{ew}/protocol/engine/summary.csv")
+        self.protocol_engine_ratios = self._optional(f"{ew}/protocol/engine/ratios.parquet")
 
     def _optional(self, rel: str) -> pd.DataFrame | None:
         """A table that only newer or larger runs write (paired ratios, re-evaluations), else None."""
@@ -271,6 +274,12 @@ class Report:
             "ewsjf_protocol_gains": self.protocol["benchmark"]["gains"],
             "ewsjf_constraint_gains": self.protocol["sweeps"]["gains"],
             **({"ewsjf_tuning_noise": self.tune_noise} if self.tune_noise is not None else {}),
+            **({"ewsjf_protocol_engine": _with_ci(self.protocol_engine.reset_index(names="label"), ["label", "n_ok"],
+                                                  ["token_throughput", "ttft_mean", "ttft_short_mean",
+                                                   "ttft_long_mean", "e2e_mean"])}
+               if self.protocol_engine is not None else {}),
+            **({"ewsjf_protocol_engine_ratios": self.protocol_engine_ratios}
+               if self.protocol_engine_ratios is not None else {}),
             "headtohead": _with_ci(self.h2h, ["workload", "label", "load", "rate"], lat),
             "overheads_policy": self.costs,
             "overheads_ranker": self.ranker_ms,

@@ -225,6 +225,11 @@ class EWSJFSettings(_Settings):
     protocol_sweep_kv_blocks: tuple[int, ...] = (0, 1000, 500, 300, 200, 150)  # num_blocks (0: the profile's)
     protocol_sweep_budgets: tuple[int, ...] = (512, 1024, 2048, 4096, 8192)  # max_num_batched_tokens
     protocol_workers: int = 2  # simulation processes
+    # the protocol scaled down onto the real engine (ProtocolExperiments.engine_runs): requests per run (0: off) ...
+    protocol_engine_n: int = 0
+    protocol_engine_preset: str = "100-2000"  # ... prompt lengths uniform in this range, cut from ShareGPT text ...
+    protocol_engine_rate: float = 2.0  # ... constant-interval arrivals (req/s) ...
+    protocol_engine_repeats: int = 3  # ... interleaved runs per policy (protocol_policies)
 
     def __post_init__(self) -> None:
         _seed_count(self, "sim_seeds")
