@@ -50,7 +50,8 @@ class _PlainLogFormatter(LogFormatter):
 
 def plain_log(ax: plt.Axes, which: str = "y", suffix: str = "") -> None:
     """Label the log-scaled axis `which` ("x", "y" or "both") of `ax` with plain numbers, `suffix` appended."""
-    for axis in {"x": [ax.xaxis], "y": [ax.yaxis], "both": [ax.xaxis, ax.yaxis]}[which]:
+    axes = [ax.xaxis] if which == "x" else [ax.yaxis] if which == "y" else [ax.xaxis, ax.yaxis]
+    for axis in axes:
         axis.set_major_formatter(_PlainLogFormatter(suffix))
         axis.set_minor_formatter(_PlainLogFormatter(suffix))
 
@@ -58,8 +59,9 @@ def plain_log(ax: plt.Axes, which: str = "y", suffix: str = "") -> None:
 def add_context(fig: plt.Figure, line: str) -> None:
     """Append `line` (the profile, serving model or simulator behind the figure) to the figure's title, or make it
     the title of a figure without one, and lay the figure out again."""
-    title = fig._suptitle.get_text() if fig._suptitle is not None else ""
-    size = fig._suptitle.get_fontsize() if fig._suptitle is not None else 10
+    text = getattr(fig, "_suptitle", None)  # matplotlib keeps the title's font size only there
+    title = fig.get_suptitle()
+    size = text.get_fontsize() if text is not None and title else 10
     fig.suptitle(f"{title}\n{line}" if title else line, fontsize=size)
     fig.tight_layout()
 
