@@ -155,7 +155,7 @@ def test_tiny_protocol_writes_tables_with_intervals(tmp_path) -> None:
     figs = (figures.protocol_benchmark(bench["gains"]), figures.protocol_sweeps(sweeps["gains"], sweeps["summary"]))
     for fig in figs:
         refs = [line for ax in fig.axes for line in ax.get_lines() if list(line.get_ydata()) == [30.0, 30.0]]
-        assert refs and all(line.get_label() == "paper: > +30 %" for line in refs)
+        assert refs and all(line.get_label() == figures.PAPER_THROUGHPUT_LABEL for line in refs)
         figures.plt.close(fig)
 
 

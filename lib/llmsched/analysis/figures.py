@@ -12,6 +12,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
+from matplotlib.ticker import LogFormatter, NullFormatter
 
 from llmsched.analysis.metrics import per_request
 
@@ -35,6 +36,36 @@ def _order(labels: Sequence[str]) -> list[str]:
     return [x for x in ORDER if x in seen] + [x for x in seen if x not in ORDER]
 
 
+class _PlainLogFormatter(LogFormatter):
+    """Log-axis tick labels as plain numbers (0.02, 5, 10×) instead of 2×10⁻²; which ticks get a label is
+    matplotlib's choice, as with its default formatter."""
+
+    def __init__(self, suffix: str = "") -> None:
+        super().__init__(10, labelOnlyBase=False)
+        self.suffix = suffix
+
+    def _num_to_string(self, x: float, vmin: float, vmax: float) -> str:
+        return f"{x:g}{self.suffix}"
+
+
+def plain_log(ax: plt.Axes, which: str = "y", suffix: str = "") -> None:
+    """Label the log-scaled axis `which` ("x", "y" or "both") of `ax` with plain numbers, `suffix` appended."""
+    axes = [ax.xaxis] if which == "x" else [ax.yaxis] if which == "y" else [ax.xaxis, ax.yaxis]
+    for axis in axes:
+        axis.set_major_formatter(_PlainLogFormatter(suffix))
+        axis.set_minor_formatter(_PlainLogFormatter(suffix))
+
+
+def add_context(fig: plt.Figure, line: str) -> None:
+    """Append `line` (the profile, serving model or simulator behind the figure) to the figure's title, or make it
+    the title of a figure without one, and lay the figure out again."""
+    text = getattr(fig, "_suptitle", None)  # matplotlib keeps the title's font size only there
+    title = fig.get_suptitle()
+    size = text.get_fontsize() if text is not None and title else 10
+    fig.suptitle(f"{title}\n{line}" if title else line, fontsize=size)
+    fig.tight_layout()
+
+
 def lengths(table: pd.DataFrame, model: str) -> plt.Figure:
     """Collected lengths: the serving model's vs ChatGPT's on the same prompts (notebook 01)."""
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
@@ -42,32 +73,45 @@ def lengths(table: pd.DataFrame, model: str) -> plt.Figure:
                       pd.DataFrame({"tokens": table["model_tokens"], "source": model})], ignore_index=True)
     sns.histplot(data=long, x="tokens", hue="source", bins=30, element="step", ax=axes[0])
     axes[0].set_xlabel("response length (tokens)")
+    axes[0].set_ylabel("prompts")
     sns.scatterplot(data=table, x="chatgpt_tokens", y="model_tokens", hue="split", ax=axes[1], s=14)
     axes[1].set_xlabel("ChatGPT response (tokens)")
     axes[1].set_ylabel(f"{model} response (tokens)")
-    fig.suptitle(f"Response lengths of {len(table)} prompts")
+    fig.suptitle(f"Response lengths of {len(table)} ShareGPT prompts: {model} vs ChatGPT")
     fig.tight_layout()
     return fig
 
 
+# Published prompt-only rankers (PAPERS.md): Kendall τ 0.50-0.64 on ShareGPT / LMSYS; LTR's OPT-350M 0.55 on ShareGPT.
+PAPER_TAU_BAND = (0.50, 0.64)
+PAPER_TAU_LTR = 0.55
+
+
 def ranker_quality(quality: pd.DataFrame) -> plt.Figure:
-    """Kendall τ and pairwise accuracy per method and evaluation target (notebook 02)."""
-    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+    """Kendall τ and pairwise accuracy per method and evaluation target (notebook 02); the published rankers'
+    τ (0.50-0.64, LTR's 0.55 on ShareGPT) as a reference band and line."""
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.0))
     order = list(dict.fromkeys(quality["method"]))
     for ax, col, label in ((axes[0], "kendall_tau", "Kendall τ"), (axes[1], "pairwise_accuracy", "pairwise accuracy")):
         sns.barplot(data=quality, x="method", y=col, hue="eval_lengths", order=order, ax=ax)
         ax.set_ylabel(label)
         ax.set_xlabel("")
         ax.tick_params(axis="x", rotation=30)
-        ax.legend(title="true lengths of", fontsize=8)
-    axes[1].axhline(0.5, color="grey", lw=0.8, ls=":")
+    axes[0].axhspan(*PAPER_TAU_BAND, color="grey", alpha=0.2, lw=0,
+                    label=f"published rankers: τ {PAPER_TAU_BAND[0]:.2f}-{PAPER_TAU_BAND[1]:.2f}")
+    axes[0].axhline(PAPER_TAU_LTR, color="crimson", ls="--", lw=1, label=f"paper: τ {PAPER_TAU_LTR} (LTR, ShareGPT)")
+    axes[0].axhline(0, color="grey", lw=0.8)
+    axes[1].axhline(0.5, color="grey", lw=0.8, ls=":", label="chance (0.5)")
     if "noise_ceiling" in quality:
         ceilings = quality.dropna(subset=["noise_ceiling"]).groupby("eval_lengths")["noise_ceiling"].first()
-        for target, ceiling in ceilings.items():
-            axes[0].axhline(ceiling, color="black", lw=0.9, ls="--")
-            axes[0].annotate(f"label-noise ceiling ({target} median)", (0.01, ceiling), xycoords=("axes fraction",
-                             "data"), fontsize=7, va="bottom")
-    fig.suptitle("Ranking quality on held-out prompts")
+        for k, (target, ceiling) in enumerate(ceilings.items()):
+            axes[0].axhline(ceiling, color="black", lw=0.9, ls=(0, (4, 2 + k)),
+                            label=f"label-noise ceiling ({target} median)")
+    for ax in axes:
+        ax.legend(title="true lengths of", fontsize=7, title_fontsize=8, loc="upper left", bbox_to_anchor=(0, -0.28),
+                  ncol=2, frameon=False)
+    fig.suptitle("Ranking quality of each method on held-out prompts: Kendall τ and pairwise accuracy against the "
+                 "true lengths")
     fig.tight_layout()
     return fig
 
@@ -78,11 +122,13 @@ def ranker_ablations(delta: pd.DataFrame, margin: pd.DataFrame) -> plt.Figure:
     for ax, table, knob in ((axes[0], delta, "delta"), (axes[1], margin, "margin")):
         ax.plot(table[knob], table["kendall_tau"], marker="o", label="Kendall τ")
         ax.plot(table[knob], table["pairwise_accuracy"], marker="s", label="pairwise accuracy")
-        ax.set_xlabel({"delta": "δ (minimum relative length gap of a pair)", "margin": "margin"}[knob])
-    axes[0].set_ylabel("quality")
+        ax.set_xlabel({"delta": "δ (minimum relative length gap of a pair)",
+                       "margin": "margin of the pairwise hinge loss (score units)"}[knob])
+    axes[0].set_ylabel("Kendall τ / pairwise accuracy")
     axes[0].legend(fontsize=8)
     frozen = bool(delta["freeze_encoder"].iloc[0]) if "freeze_encoder" in delta else False
-    fig.suptitle("PARS ablations" + (" (probe on the frozen encoder)" if frozen else ""))
+    fig.suptitle("PARS ranker ablations: pair filter δ and loss margin"
+                 + (" (probe on the frozen encoder)" if frozen else ""))
     fig.tight_layout()
     return fig
 
@@ -96,12 +142,13 @@ def ranker_backbones(table: pd.DataFrame) -> plt.Figure:
     ax.bar(x - 0.2, table["kendall_tau"], 0.4, label="Kendall τ")
     ax.bar(x + 0.2, table["pairwise_accuracy"] - 0.5, 0.4, label="pairwise accuracy − 0.5")
     ax.set_xticks(x, labels, fontsize=8)
-    ax.set_ylabel("quality")
+    ax.set_ylabel("Kendall τ / pairwise accuracy − 0.5")
     ax.axhline(0, color="grey", lw=0.8)
     ax.legend(fontsize=8)
     frozen = bool(table["freeze_encoder"].iloc[0])
-    ax.set_title(f"PARS backbone ablation ({'probe on the frozen backbone' if frozen else 'fine-tuned'}, "
-                 f"{table['pooling'].iloc[0]} pooling)", fontsize=10)
+    fig.suptitle("PARS backbone ablation: ranking quality per backbone\n"
+                 f"({'probe on the frozen backbone' if frozen else 'fine-tuned'}, {table['pooling'].iloc[0]} pooling)",
+                 fontsize=10)
     fig.tight_layout()
     return fig
 
@@ -117,6 +164,7 @@ def transfer(table: pd.DataFrame) -> plt.Figure:
     if len(ceiling):
         ax.set_title("transfer ceiling (other model's true lengths): τ = "
                      + ", ".join(f"{x:.3f}" for x in ceiling["kendall_tau"]), fontsize=9)
+    fig.suptitle("Cross-model transfer of PARS: Kendall τ", fontsize=11)
     fig.tight_layout()
     return fig
 
@@ -163,6 +211,7 @@ def latency_vs_rate(summary: pd.DataFrame, title: str, x: str = "load",
         ax.set_xlabel("request rate / saturation throughput" if x == "load" else x)
         if (summary[col] > 0).all() and summary[col].max() / max(summary[col].min(), 1e-12) > 50:
             ax.set_yscale("log")
+            plain_log(ax)
     np.atleast_1d(axes)[-1].legend(fontsize=7, title=None, loc="upper left", bbox_to_anchor=(1, 1))
     fig.suptitle(_with_note(title, summary))
     fig.tight_layout()
@@ -170,7 +219,10 @@ def latency_vs_rate(summary: pd.DataFrame, title: str, x: str = "load",
 
 
 def throughput_vs_rate(summary: pd.DataFrame, title: str, col: str = "token_throughput") -> plt.Figure:
-    return latency_vs_rate(summary, title, metrics={col: col.replace("_", " ") + " (tok/s)"})
+    names = {"token_throughput": "output throughput (tok/s)",
+             "total_token_throughput": "prompt+output throughput (tok/s)",
+             "request_throughput": "request throughput (req/s)"}
+    return latency_vs_rate(summary, title, metrics={col: names.get(col, col.replace("_", " "))})
 
 
 def latency_cdf(requests: pd.DataFrame, title: str, by: str = "label",
@@ -187,6 +239,12 @@ def latency_cdf(requests: pd.DataFrame, title: str, by: str = "label",
         sns.ecdfplot(data=data, x=col, hue=by, hue_order=labels, palette=palette(labels), ax=ax,
                      log_scale=col != "e2e", legend=ax is np.atleast_1d(axes)[-1])
         ax.set_xlabel(names.get(col, col))
+        ax.set_ylabel("fraction of requests")
+        if col != "e2e":
+            plain_log(ax, "x")
+    last = np.atleast_1d(axes)[-1]
+    if last.get_legend() is not None:
+        sns.move_legend(last, "upper left", bbox_to_anchor=(1, 1), fontsize=7, title=None)
     fig.suptitle(title)
     fig.tight_layout()
     return fig
@@ -217,7 +275,7 @@ def serving_bars(summary: pd.DataFrame, title: str,
     """One real-engine comparison (index = policy label): a bar per policy for each metric — the mean over the
     policy's runs — with its 95 % interval as an error bar where the summary has `<col>_ci_low/_ci_high`
     (llmsched.serving.experiment.compare_policies); the title says over how many runs."""
-    metrics = metrics or {**LATENCY, "token_throughput": "output tok/s"}
+    metrics = metrics or {**LATENCY, "token_throughput": "output throughput (tok/s)"}
     labels = _order(list(summary.index))
     fig, axes = plt.subplots(1, len(metrics), figsize=(3.3 * len(metrics), 3.6))
     for ax, (col, name) in zip(np.atleast_1d(axes), metrics.items(), strict=True):
@@ -256,10 +314,14 @@ def serving_ratios(ratios: pd.DataFrame, title: str, metrics: dict[str, str] | N
         for i, label in enumerate(labels):
             ax.errorbar(est[i], y[i], xerr=err[:, i:i + 1], fmt="o", color=colours[label], capsize=3)
         ax.axvline(1, color="grey", lw=0.8, ls="--")
+        if metric == "ttft_short_mean" and str(ratios["baseline"].iloc[0]) == "fcfs":
+            ax.axvline(PAPER_TTFT_SHORT_SPEEDUP, color="crimson", ls="--", lw=1, label=PAPER_TTFT_SHORT_LABEL)
+            ax.legend(fontsize=7, loc="lower right")
         ax.set_yticks(y, labels, fontsize=8)
-        ax.set_xlabel(f"{name}: {ratios['baseline'].iloc[0]} / policy", fontsize=9)
+        ax.set_xlabel(f"{name}: {ratios['baseline'].iloc[0]} / policy (×)", fontsize=9)
     n = int(ratios["n_runs"].max()) if len(ratios) else 0
     note = "one run per policy, no interval" if n <= 1 else f"paired over {n} interleaved runs, 95 % CI"
+    note += "; > 1: the policy is lower"
     fig.suptitle(f"{title}\n{note}", fontsize=11)
     fig.tight_layout()
     return fig
@@ -270,14 +332,16 @@ def agreement(table: pd.DataFrame, title: str) -> plt.Figure:
     t = table.reset_index()
     metrics = [m for m in ("e2e_mean", "ttft_mean", "normalized_latency_mean", "token_throughput")
                if f"{m}_real" in t]
+    names = {**LATENCY, "token_throughput": "output throughput (tok/s)"}
     fig, axes = plt.subplots(1, len(metrics), figsize=(3.4 * len(metrics), 3.4))
     for ax, m in zip(np.atleast_1d(axes), metrics, strict=True):
         x = np.arange(len(t))
         ax.bar(x - 0.2, t[f"{m}_real"], 0.4, label="real engine")
         ax.bar(x + 0.2, t[f"{m}_sim"], 0.4, label="simulator")
         ax.set_xticks(x, t["policy"], rotation=40, ha="right", fontsize=8)
-        ax.set_title(f"{m}\nmean |err| {np.nanmean(np.abs(t[f'{m}_err'])):.0%}", fontsize=9)
-    np.atleast_1d(axes)[0].legend(fontsize=8)
+        ax.set_ylabel(names[m], fontsize=9)
+        ax.set_title(f"mean |simulator − real| / real: {np.nanmean(np.abs(t[f'{m}_err'])):.0%}", fontsize=9)
+    np.atleast_1d(axes)[-1].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1, 1))
     fig.suptitle(title)
     fig.tight_layout()
     return fig
@@ -299,11 +363,15 @@ def partitions(lengths_table: pd.DataFrame, queues: pd.DataFrame) -> plt.Figure:
                 ax.axvline(row["lo"], color=f"C{j}", ls=styles[variant], lw=1)
                 ax.axvline(row["hi"], color=f"C{j}", ls=styles[variant], lw=1)
                 ax.text((row["lo"] + row["hi"]) / 2, top * (0.92 - 0.12 * j), f"{int(row['count'])}",
-                        color=f"C{j}", ha="center", fontsize=7)
+                        color=f"C{j}", ha="center", fontsize=7,
+                        bbox={"fc": "white", "ec": "none", "pad": 0.5, "alpha": 0.8})
             ax.plot([], [], color=f"C{j}", ls=styles[variant], label=f"{variant}: {len(q)} queues")
-        ax.set_title(f"{preset}: {len(x)} prompt lengths", fontsize=10)
-        ax.set_xlabel("prompt tokens")
-        ax.legend(fontsize=8)
+        ax.set_title(f"preset {preset}: {len(x)} prompt lengths", fontsize=10)
+        ax.set_xlabel("prompt length (tokens)")
+        ax.set_ylabel("prompts")
+        ax.legend(fontsize=8, loc="upper center")
+    fig.suptitle("EWSJF's queues (boundaries) over each preset's prompt-length histogram; numbers: prompts per queue",
+                 fontsize=10)
     fig.tight_layout()
     return fig
 
@@ -322,9 +390,10 @@ def _sweep_grid(summary: pd.DataFrame, by: str, cols: dict[str, str], title: str
             _lines_with_bands(ax, part, "load", col, labels)
             ax.set_ylabel(name)
             ax.set_xlabel("request rate / saturation throughput")
-            ax.set_title(str(group), fontsize=9)
+            ax.set_title(f"{by} {group}", fontsize=9)
             if log(col) and (part[col] > 0).all():
                 ax.set_yscale("log")
+                plain_log(ax)
     axes[0, -1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1, 1))
     fig.suptitle(_with_note(title, summary))
     fig.tight_layout()
@@ -333,30 +402,51 @@ def _sweep_grid(summary: pd.DataFrame, by: str, cols: dict[str, str], title: str
 
 def ewsjf_sweep(summary: pd.DataFrame) -> plt.Figure:
     """EWSJF claims vs load, per preset: token throughput, short- and long-request TTFT, utilisation."""
-    cols = {"total_token_throughput": "prompt+output tok/s", "ttft_short_mean": "mean TTFT, short (s)",
-            "ttft_long_mean": "mean TTFT, long (s)", "utilisation": "token-budget utilisation"}
-    return _sweep_grid(summary, "preset", cols, "EWSJF in the simulator", lambda col: col.startswith("ttft"))
+    cols = {"total_token_throughput": "prompt+output throughput (tok/s)", "ttft_short_mean": "mean TTFT, short (s)",
+            "ttft_long_mean": "mean TTFT, long (s)", "utilisation": "token-budget utilisation (fraction)"}
+    return _sweep_grid(summary, "preset", cols, "EWSJF and its variants vs FCFS and prompt-length SJF against load "
+                       "(simulator)", lambda col: col.startswith("ttft"))
 
 
 def ewsjf_ablation(summary: pd.DataFrame, load: float) -> plt.Figure:
-    """Component ablation at one load: each EWSJF variant's short/long TTFT and throughput, FCFS = 1."""
+    """Component ablation at one load: each EWSJF variant's short/long TTFT and throughput, FCFS = 1; the paper's
+    4× lower short-request TTFT (0.25) and +30 % throughput (1.3) drawn over their own metric only."""
     part = summary[np.isclose(summary["load"], load)]
-    cols = ["ttft_short_mean", "ttft_long_mean", "e2e_mean", "total_token_throughput", "queue_delay_max"]
+    cols = {"ttft_short_mean": "mean TTFT,\nshort prompts", "ttft_long_mean": "mean TTFT,\nlong prompts",
+            "e2e_mean": "mean E2E", "total_token_throughput": "prompt+output\nthroughput",
+            "queue_delay_max": "worst\nqueueing delay"}
     rows = []
     for preset, g in part.groupby("preset", sort=False):
-        base = g.set_index("label").loc["fcfs", cols]
+        base = g.set_index("label").loc["fcfs", list(cols)]
         for _, row in g.iterrows():
-            rows += [{"preset": preset, "label": row["label"], "metric": c, "vs FCFS": row[c] / base[c]}
+            rows += [{"preset": preset, "label": row["label"], "metric": cols[c], "vs FCFS": row[c] / base[c]}
                      for c in cols]
     t = pd.DataFrame(rows)
-    g = sns.catplot(data=t, x="metric", y="vs FCFS", hue="label", hue_order=_order(t["label"]), col="preset",
-                    kind="bar", height=3.4, aspect=1.6, palette=palette(_order(t["label"])))
-    g.set_xticklabels(rotation=20)
-    for ax in g.axes.flat:
+    presets = list(dict.fromkeys(t["preset"]))
+    labels = _order(t["label"])
+    fig, axes = plt.subplots(1, len(presets), figsize=(8.5 * len(presets), 4.0), squeeze=False, sharey=True)
+    refs = {"ttft_short_mean": (1 / PAPER_TTFT_SHORT_SPEEDUP, "paper: 4× lower short TTFT (EWSJF), 0.25×"),
+            "total_token_throughput": (1 + PAPER_THROUGHPUT_GAIN_PCT / 100, "paper: +30 % throughput (EWSJF), 1.3×")}
+    for ax, preset in zip(axes[0], presets, strict=True):
+        sns.barplot(data=t[t["preset"] == preset], x="metric", y="vs FCFS", hue="label", hue_order=labels,
+                    order=list(cols.values()), palette=palette(labels), ax=ax)
         ax.axhline(1, color="grey", lw=0.8)
+        for k, (metric, (value, name)) in enumerate(refs.items()):
+            i = list(cols).index(metric)
+            ax.hlines(value, i - 0.45, i + 0.45, colors="crimson", linestyles=["--", ":"][k], lw=1.2, label=name)
         ax.set_yscale("log")
-    g.figure.suptitle(f"EWSJF components at load {load} (ratio to FCFS)", y=1.02)
-    return g.figure
+        plain_log(ax, suffix="×")
+        ax.set_xlabel("")
+        ax.tick_params(axis="x", labelsize=8)
+        ax.set_ylabel("policy / FCFS (×, log)")
+        ax.set_title(f"preset {preset}", fontsize=9)
+        ax.get_legend().remove()
+    axes[0, -1].legend(*axes[0, -1].get_legend_handles_labels(), fontsize=7, loc="upper left",
+                       bbox_to_anchor=(1, 1))
+    fig.suptitle(f"EWSJF's components vs FCFS at load {load:g}: each variant's metric / FCFS's (< 1: lower)",
+                 fontsize=11)
+    fig.tight_layout()
+    return fig
 
 
 def convergence(trials: pd.DataFrame, online: pd.DataFrame | None = None) -> plt.Figure:
@@ -375,8 +465,11 @@ def convergence(trials: pd.DataFrame, online: pd.DataFrame | None = None) -> plt
         ax.plot(online["window"], online["value"], "o-", ms=3, label="window")
         ax.plot(online["window"], online["best_so_far"], "-", label="best so far")
         ax.set_xlabel("feedback window")
+        ax.set_ylabel("R of the window")
         ax.set_title("online (re-tuned while serving)", fontsize=10)
         ax.legend(fontsize=8)
+    fig.suptitle("EWSJF meta-optimisation: objective R per trial (offline) and per feedback window (online)",
+                 fontsize=11)
     fig.tight_layout()
     return fig
 
@@ -385,7 +478,8 @@ def head_to_head(summary: pd.DataFrame) -> plt.Figure:
     """PARS, LTR and EWSJF on the same workloads: normalized latency, TTFT and worst wait vs load."""
     cols = {"normalized_latency_mean": "mean normalized latency (s/token)", "ttft_mean": "mean TTFT (s)",
             "queue_delay_max": "worst queueing delay (s)"}
-    return _sweep_grid(summary, "workload", cols, "Head to head on the same workloads (simulator)", lambda _: True)
+    return _sweep_grid(summary, "workload", cols, "PARS, LTR and EWSJF head to head on the same workloads against "
+                       "load (simulator)", lambda _: True)
 
 
 def overheads(costs: pd.DataFrame, ranker_ms: pd.DataFrame | None = None) -> plt.Figure:
@@ -394,10 +488,14 @@ def overheads(costs: pd.DataFrame, ranker_ms: pd.DataFrame | None = None) -> plt
     fig, axes = plt.subplots(1, n, figsize=(5 * n, 3.4), squeeze=False)
     ax = axes[0, 0]
     ax.barh(costs["policy"], costs["us_per_admission"])
-    ax.set_xlabel(f"µs per admission ({int(costs['n_waiting'].iloc[0])} waiting)")
+    ax.set_xlabel(f"policy cost per admission (µs, {int(costs['n_waiting'].iloc[0])} waiting)")
+    ax.set_title("scheduling policy (queue operations)", fontsize=10)
     if ranker_ms is not None and n == 2:
         axes[0, 1].barh(ranker_ms["ranker"], ranker_ms["ms_per_request"])
-        axes[0, 1].set_xlabel("ms per request (scoring, batched, before the engine)")
+        axes[0, 1].set_xlabel("scoring cost per request (ms, batched, before the engine)")
+        axes[0, 1].set_title("length ranker (scoring the prompt once)", fontsize=10)
+    fig.suptitle("Overheads of each scheduler: policy cost per admission" + (" and ranker scoring cost per request"
+                                                                             if n == 2 else ""), fontsize=11)
     fig.tight_layout()
     return fig
 
@@ -406,6 +504,8 @@ def overheads(costs: pd.DataFrame, ranker_ms: pd.DataFrame | None = None) -> plt
 
 PAPER_THROUGHPUT_GAIN_PCT = 30.0  # EWSJF's claim: > 30 % higher end-to-end throughput than FCFS
 PAPER_TTFT_SHORT_SPEEDUP = 4.0  # ... and up to 4x lower mean TTFT of short requests
+PAPER_THROUGHPUT_LABEL = "paper: > +30 % (EWSJF)"
+PAPER_TTFT_SHORT_LABEL = "paper: up to 4× (EWSJF)"
 
 
 def _yerr(t: pd.DataFrame) -> np.ndarray:
@@ -420,13 +520,13 @@ def protocol_benchmark(gains: pd.DataFrame) -> plt.Figure:
     speed-up (FCFS / policy), per profile (columns) and preset @ rate (x), mean over seeds with 95 % t-intervals;
     the paper's +30 % and 4x as reference lines. `gains`: protocol/benchmark/gains.parquet."""
     rows = {"throughput_gain_pct": ("output-token throughput vs FCFS (%)", 0.0, PAPER_THROUGHPUT_GAIN_PCT,
-                                    "paper: > +30 %"),
-            "ttft_short_speedup": ("mean TTFT of short prompts, FCFS / policy (x)", 1.0, PAPER_TTFT_SHORT_SPEEDUP,
-                                   "paper: up to 4x")}
+                                    PAPER_THROUGHPUT_LABEL),
+            "ttft_short_speedup": ("short-prompt mean TTFT,\nFCFS / policy (×)", 1.0, PAPER_TTFT_SHORT_SPEEDUP,
+                                   PAPER_TTFT_SHORT_LABEL)}
     profiles = list(dict.fromkeys(gains["steptime"]))
     labels = _order(gains["label"])
     colours = palette(labels)
-    fig, axes = plt.subplots(len(rows), len(profiles), figsize=(4.6 * len(profiles), 3.4 * len(rows)),
+    fig, axes = plt.subplots(len(rows), len(profiles), figsize=(max(4.6 * len(profiles), 6.0), 3.4 * len(rows)),
                              squeeze=False, sharey="row")
     for c, prof in enumerate(profiles):
         for r, (metric, (ylabel, base, ref, ref_label)) in enumerate(rows.items()):
@@ -448,7 +548,7 @@ def protocol_benchmark(gains: pd.DataFrame) -> plt.Figure:
     for r in range(len(rows)):
         axes[r, -1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
     budgets = ", ".join(f"{b:,}" for b in sorted(set(gains["max_num_batched_tokens"])))
-    fig.suptitle("EWSJF and prompt-length SJF vs FCFS under the authors' protocol (simulator: constant arrivals, "
+    fig.suptitle("EWSJF and prompt-length SJF vs FCFS under the authors' protocol\n(simulator: constant arrivals, "
                  f"token budget {budgets}; mean and 95 % CI over prompt draws)", fontsize=10)
     fig.tight_layout()
     return fig
@@ -487,7 +587,7 @@ def protocol_sweeps(gains: pd.DataFrame, summary: pd.DataFrame) -> plt.Figure:
                 band(axes[2, c], ss[(ss["label"] == "fcfs") & (ss["metric"] == metric)], x, f"C{k}", ls,
                      f"FCFS {name}, {on}")
         axes[0, c].axhline(0, color="grey", lw=0.8)
-        axes[0, c].axhline(PAPER_THROUGHPUT_GAIN_PCT, color="crimson", ls="--", lw=1, label="paper: > +30 %")
+        axes[0, c].axhline(PAPER_THROUGHPUT_GAIN_PCT, color="crimson", ls="--", lw=1, label=PAPER_THROUGHPUT_LABEL)
         axes[0, c].set_ylabel("output-token throughput vs FCFS (%)")
         axes[1, c].set_ylabel("output-token throughput (tok/s)")
         axes[2, c].set_ylabel("share of FCFS's capacity")
@@ -498,7 +598,7 @@ def protocol_sweeps(gains: pd.DataFrame, summary: pd.DataFrame) -> plt.Figure:
     for r in range(3):
         axes[r, -1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
     first = summary.iloc[0]
-    fig.suptitle(f"When can admission order raise throughput? EWSJF and prompt-length SJF vs FCFS on "
+    fig.suptitle(f"When can admission order raise throughput? EWSJF and prompt-length SJF vs FCFS\non "
                  f"{first['steptime']}, {first['preset']}-token prompts at {first['rate']:g} req/s (simulator; mean "
                  "and 95 % CI over prompt draws)", fontsize=10)
     fig.tight_layout()
@@ -508,7 +608,9 @@ def protocol_sweeps(gains: pd.DataFrame, summary: pd.DataFrame) -> plt.Figure:
 # --- Where FCFS/policy latency ratios grow (llmsched.experiments.headroom) ------------------------------------------
 
 HEADROOM_LABELS = ("pars", "pars-noguard", "ltr", "oracle-sjf", "prompt-sjf")
-PAPER_FACTORS = {"pars": (15.7, "PARS paper: 15.7×"), "ltr": (2.8, "LTR paper: 2.8×")}
+PAPER_FACTORS = {"pars": (15.7, "paper: up to 15.7× (PARS)"), "ltr": (2.8, "paper: 2.8× (LTR, chatbot)")}
+# The papers' factors are FCFS / policy of latency (PARS: per-token latency; LTR: chatbot latency), not of TTFT.
+PAPER_FACTOR_METRICS = ("normalized_latency_mean", "e2e_mean")
 
 
 def _headroom_panel_name(distribution: str, gamma: float) -> str:
@@ -529,10 +631,14 @@ def _headroom_panels(ratios: pd.DataFrame, metric: str) -> tuple[pd.DataFrame, l
     return t, panels, title
 
 
-def _paper_lines(ax: plt.Axes) -> None:
-    for label, (factor, name) in PAPER_FACTORS.items():
-        ax.axhline(factor, color=palette([label])[label], ls="--", lw=1, label=name)
+def _paper_lines(ax: plt.Axes, metric: str) -> None:
+    """The papers' factors over FCFS (where the axis is the same latency ratio), 1 = no change, plain log labels."""
+    if metric in PAPER_FACTOR_METRICS:
+        for label, (factor, name) in PAPER_FACTORS.items():
+            ax.axhline(factor, color=palette([label])[label], ls="--", lw=1, label=name)
     ax.axhline(1, color="grey", lw=0.8)
+    ax.set_yscale("log")
+    plain_log(ax, suffix="×")
 
 
 PREEMPTION = {"e2e_mean": "mean E2E (s)", "preemptions": "preemptions per run",
@@ -552,6 +658,8 @@ def preemption_vs_kv(table: pd.DataFrame, title: str) -> plt.Figure:
         ax.set_ylabel(name)
         if col == "e2e_mean" and (table[col] > 0).all():
             ax.set_yscale("log")
+            plain_log(ax)
+        plain_log(ax, "x")
     np.atleast_1d(axes)[-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1, 1))
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
@@ -570,11 +678,10 @@ def headroom_vs_load(ratios: pd.DataFrame, metric: str = "normalized_latency_mea
         n = int(part["n"].min())
         part = part[part["n"] == n]
         _lines_with_bands(ax, part, "load", "ratio", labels)
-        _paper_lines(ax)
-        ax.set_yscale("log")
+        _paper_lines(ax, metric)
         ax.set_xlabel("request rate / saturation throughput")
         ax.set_title(f"{_headroom_panel_name(dist, gamma)}\n{n:,} requests per run", fontsize=9)
-    axes[0, 0].set_ylabel("FCFS / policy (> 1: policy lower)")
+    axes[0, 0].set_ylabel("FCFS / policy (×; > 1: policy lower)")
     axes[0, -1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1, 1))
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
@@ -597,12 +704,14 @@ def headroom_vs_length(ratios: pd.DataFrame, metric: str = "normalized_latency_m
     for ax, (dist, gamma, load) in zip(axes[0], panels, strict=True):
         part = t[(t["distribution"] == dist) & (t["gamma"].astype(float) == gamma) & (t["load"] == load)]
         _lines_with_bands(ax, part, "n", "ratio", labels)
-        _paper_lines(ax)
+        _paper_lines(ax, metric)
         ax.set_xscale("log", base=2)
-        ax.set_yscale("log")
+        ns = sorted(set(part["n"].astype(int)))
+        ax.set_xticks(ns, [f"{x:,}" for x in ns])
+        ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel("requests per run (same arrival rate)")
         ax.set_title(f"{_headroom_panel_name(dist, gamma)}\nload {load:g}", fontsize=9)
-    axes[0, 0].set_ylabel("FCFS / policy (> 1: policy lower)")
+    axes[0, 0].set_ylabel("FCFS / policy (×; > 1: policy lower)")
     axes[0, -1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1, 1))
     fig.suptitle(f"{title}\nrun length under overload", fontsize=10)
     fig.tight_layout()

@@ -30,8 +30,21 @@ NB = {1: "notebooks/01_collect_lengths.ipynb", 2: "notebooks/02_train_rankers.ip
       3: "notebooks/03_partition_workloads.ipynb", 4: "notebooks/04_serving_experiments.ipynb",
       5: "notebooks/05_meta_optimisation.ipynb"}
 README_BEGIN, README_END = "<!-- claims:begin -->", "<!-- claims:end -->"
-
-
+# What each figure ran on, named in its title's last line (Report.context): the serving model's lengths or real
+# engine, the PARS or EWSJF simulator profile, both, or only the profile.
+FIGURE_CONTEXT = {
+    "pars_lengths": "model", "pars_ranker_quality": "lengths", "pars_ablations": "lengths",
+    "pars_backbones": "lengths", "pars_transfer": "lengths",
+    "pars_sim_latency_vs_rate": "pars_sim", "pars_sim_throughput": "pars_sim", "pars_sim_cdf": "pars_sim",
+    "pars_proxy_latency_vs_rate": "pars_sim", "pars_headroom_vs_load": "pars_sim",
+    "pars_headroom_vs_length": "pars_sim",
+    "preemption_vs_kv": "pars_sim", "headtohead": "pars_sim", "pars_reasoning_latency_vs_rate": "pars_sim",
+    "pars_serve": "model", "pars_serve_ratios": "model", "pars_serve_cdf": "model", "preemption_serve_ratios": "model",
+    "ewsjf_serve": "model", "ewsjf_serve_ratios": "model", "sim_vs_engine": "agreement",
+    "ewsjf_sweep": "ewsjf_sim", "ewsjf_ablation": "ewsjf_sim", "ewsjf_convergence": "ewsjf_sim",
+    "ewsjf_protocol": "protocol", "ewsjf_constraints": "constraints", "ewsjf_partitions": "profile",
+    "overheads": "profile",
+}
 
 
 class Report:
@@ -152,6 +165,17 @@ class Report:
                              "ms_per_request": 1000 * g["seconds"].to_numpy() / g["n"].to_numpy()})
 
     # ------------------------------------------------------------------ figures
+    def context(self, name: str) -> str:
+        """The last line of figure `name`'s title: the profile and what the figure ran on (FIGURE_CONTEXT)."""
+        p, model = self.p, f"serving model {self.p['model']}"
+        on = {"model": model, "lengths": f"lengths of {model}", "pars_sim": f"simulator {p['pars_sim_steptime']}",
+              "ewsjf_sim": f"simulator {p['ewsjf_sim_steptime']}",
+              "agreement": f"{model} · simulator {self.agreement_meta['profile']}",
+              "protocol": "simulator " + ", ".join(dict.fromkeys(self.protocol["benchmark"]["gains"]["steptime"])),
+              "constraints": "simulator " + ", ".join(dict.fromkeys(self.protocol["sweeps"]["summary"]["steptime"])),
+              "profile": ""}[FIGURE_CONTEXT.get(name, "profile")]
+        return f"profile {self.profile}" + (f" · {on}" if on else "")
+
     def _save_fig(self, name: str, fig: Any) -> None:
         import matplotlib.pyplot as plt
 
@@ -174,57 +198,65 @@ class Report:
             "pars_ablations": lambda: F.ranker_ablations(self.delta, self.margin),
             "pars_backbones": lambda: F.ranker_backbones(self.backbones),
             "pars_transfer": lambda: F.transfer(self.transfer_t),
-            "pars_sim_latency_vs_rate": lambda: F.latency_vs_rate(self.pars_sim, "PARS, ShareGPT (simulator, "
-                                                                  f"{self.p['pars_sim_steptime']})"),
-            "pars_sim_throughput": lambda: F.throughput_vs_rate(self.pars_sim, "PARS, ShareGPT: output throughput",
+            "pars_sim_latency_vs_rate": lambda: F.latency_vs_rate(self.pars_sim, "PARS and the rankers vs FCFS on "
+                                                                  "ShareGPT: latency against load (simulator)"),
+            "pars_sim_throughput": lambda: F.throughput_vs_rate(self.pars_sim, "PARS and the rankers vs FCFS on "
+                                                                "ShareGPT: output throughput against load (simulator)",
                                                                 "token_throughput"),
-            "pars_sim_cdf": lambda: F.latency_cdf(slice_top, f"PARS, ShareGPT at load {top:g} (simulator)"),
-            "pars_proxy_latency_vs_rate": lambda: F.latency_vs_rate(self.proxy, "PARS, reasoning proxy (synthetic "
-                                                                    "long outputs, simulator)"),
+            "pars_sim_cdf": lambda: F.latency_cdf(slice_top, "PARS and the rankers vs FCFS on ShareGPT: per-request "
+                                                  f"latency at load {top:g} (simulator)"),
+            "pars_proxy_latency_vs_rate": lambda: F.latency_vs_rate(self.proxy, "PARS and the rankers vs FCFS on the "
+                                                                    "reasoning proxy (synthetic long outputs): "
+                                                                    "latency against load (simulator)"),
             "pars_headroom_vs_load": lambda: F.headroom_vs_load(self.headroom),
             "pars_headroom_vs_length": lambda: F.headroom_vs_length(self.headroom),
-            "pars_serve": lambda: F.serving_bars(self.serve, f"Real engine ({self.p['model']}), "
-                                                 f"{self.p['pars_serving_rate']} req/s"),
-            "pars_serve_ratios": lambda: F.serving_ratios(self.serve_ratios, f"Real engine ({self.p['model']}), "
-                                                          f"{self.p['pars_serving_rate']} req/s: FCFS / policy"),
-            "pars_serve_cdf": lambda: F.latency_cdf(self.serve_runs, f"Real engine ({self.p['model']})"),
+            "pars_serve": lambda: F.serving_bars(self.serve, "Policies on the real engine, ShareGPT at "
+                                                 f"{self.p['pars_serving_rate']:g} req/s"),
+            "pars_serve_ratios": lambda: F.serving_ratios(self.serve_ratios, "Policies on the real engine, ShareGPT "
+                                                          f"at {self.p['pars_serving_rate']:g} req/s: FCFS / policy"),
+            "pars_serve_cdf": lambda: F.latency_cdf(self.serve_runs, "Policies on the real engine, ShareGPT at "
+                                                    f"{self.p['pars_serving_rate']:g} req/s: per-request latency"),
             "sim_vs_engine": lambda: F.agreement(self.agreement_t.set_index(["case", "policy"]),
-                                                 f"Simulator ({self.agreement_meta['profile']}"
-                                                 + (", measured after the runs" if self.agreement_meta[
-                                                     "measured_after_the_runs"] else "") + ") vs real engine"),
+                                                 "Simulator vs real engine on the same requests, per policy"
+                                                 + (" (step times measured after the runs)" if self.agreement_meta[
+                                                     "measured_after_the_runs"] else "")),
             "ewsjf_partitions": lambda: F.partitions(self.partition_lengths, self.queues),
             "ewsjf_sweep": lambda: F.ewsjf_sweep(self.ewsjf_sim),
             "ewsjf_ablation": lambda: F.ewsjf_ablation(self.ewsjf_sim, float(self.ewsjf_sim["load"].max())),
             "ewsjf_convergence": lambda: F.convergence(self.trials, self.online),
-            "ewsjf_serve": lambda: F.serving_bars(self.ewsjf_serve, f"EWSJF on the real engine "
-                                                  f"({self.p['model']})", {
+            "ewsjf_serve": lambda: F.serving_bars(self.ewsjf_serve, "EWSJF vs FCFS and prompt-length SJF on the real "
+                                                  f"engine, 100-2000-token prompts at "
+                                                  f"{self.p['ewsjf_serving_rate']:g} req/s", {
                                                       "ttft_short_mean": "mean TTFT, short (s)",
                                                       "ttft_long_mean": "mean TTFT, long (s)",
                                                       "e2e_mean": "mean E2E (s)",
-                                                      "total_token_throughput": "prompt+output tok/s"}),
+                                                      "total_token_throughput": "prompt+output throughput (tok/s)"}),
             "ewsjf_protocol": lambda: F.protocol_benchmark(self.protocol["benchmark"]["gains"]),
             "ewsjf_constraints": lambda: F.protocol_sweeps(self.protocol["sweeps"]["gains"],
                                                            self.protocol["sweeps"]["summary"]),
-            "ewsjf_serve_ratios": lambda: F.serving_ratios(self.ewsjf_serve_ratios, f"EWSJF on the real engine "
-                                                           f"({self.p['model']}): FCFS / policy"),
+            "ewsjf_serve_ratios": lambda: F.serving_ratios(self.ewsjf_serve_ratios, "EWSJF on the real engine, "
+                                                           "100-2000-token prompts at "
+                                                           f"{self.p['ewsjf_serving_rate']:g} req/s: FCFS / policy"),
             "headtohead": lambda: F.head_to_head(self.h2h),
             "overheads": lambda: F.overheads(self.costs, self.ranker_ms),
         }
         kv = self.kv
         if kv is not None:
             makers["preemption_vs_kv"] = lambda: F.preemption_vs_kv(
-                kv, f"Whom to preempt: KV pool sweep at load {float(kv['load'].iloc[0]):g} (simulator, "
-                f"{self.p['pars_sim_steptime']}, ShareGPT)")
+                kv, "Whom to preempt: each policy against the KV pool, ShareGPT at load "
+                f"{float(kv['load'].iloc[0]):g} (simulator)")
         kv_ratios = self.serve_kv_ratios
         if kv_ratios is not None:
             makers["preemption_serve_ratios"] = lambda: F.serving_ratios(
-                kv_ratios, f"Real engine ({self.p['model']}) with a small KV cache: FCFS / policy")
+                kv_ratios, "Whom to preempt on the real engine with a small KV cache: FCFS / policy")
         if self.reasoning is not None:
             makers["pars_reasoning_latency_vs_rate"] = lambda: F.latency_vs_rate(
-                self.reasoning, "PARS, a reasoning model's measured lengths (simulator)")
+                self.reasoning, "PARS and the rankers vs FCFS on a reasoning model's measured lengths: latency "
+                "against load (simulator)")
         out = {}
         for name, make in makers.items():
             fig = make()
+            F.add_context(fig, self.context(name))
             if show:
                 _display(fig)
             self._save_fig(name, fig)
