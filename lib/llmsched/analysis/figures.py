@@ -539,7 +539,9 @@ def protocol_benchmark(gains: pd.DataFrame) -> plt.Figure:
                 xs = np.arange(len(groups)) + (k - (len(labels) - 1) / 2) * width
                 ax.bar(xs, part["mean"].to_numpy(float) - base, width, bottom=base, yerr=_yerr(part), capsize=3,
                        color=colours[label], label=label)
-            ax.set_xticks(range(len(groups)), [f"{p} tokens\n@ {rate:g} req/s" for p, rate in groups], fontsize=8)
+            ax.set_xticks(range(len(groups)), [f"{p}\n@ {rate:g}/s" for p, rate in groups], fontsize=8)
+            if r == len(rows) - 1:
+                ax.set_xlabel("prompt tokens @ arrival rate")
             ax.axhline(base, color="grey", lw=0.8)
             ax.axhline(ref, color="crimson", ls="--", lw=1, label=ref_label)
             ax.set_ylabel(ylabel if c == 0 else "")
