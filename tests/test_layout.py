@@ -13,9 +13,9 @@ LIB = Path(__file__).resolve().parents[1] / "lib"
 
 # package (first component under llmsched) -> floor; higher numbers sit higher
 FLOORS = {
-    "paths": 0, "records": 0, "policies": 0, "steptime": 0, "workload": 0, "models": 0,
+    "paths": 0, "records": 0, "policies": 0, "steptime": 0, "workload": 0, "models": 0, "kernel": 0,
     "serving": 1, "vllm_plugin": 1, "sim": 1, "predictors": 1, "analysis": 1,
-    "experiments": 2, "pipeline": 2,
+    "experiments": 2, "pipeline": 2, "webreport": 2,
 }
 
 
