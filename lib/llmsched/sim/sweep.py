@@ -327,8 +327,10 @@ def seed_sweep(
     ctx = _Context({int(s): _lean(w) for s, w in workloads.items()}, specs, config, step_time, arrivals,
                    float(burstiness), metrics, trace_steps)
     keys = dict(keys or {})
-    key = sweep_key(workloads, loads, specs, config, step_time, arrivals=arrivals, burstiness=float(burstiness),
-                    metrics=_callable_name(metrics), trace_steps=trace_steps, keys=keys, meta=dict(meta or {}))
+    # the key hashes every request: only a sweep that writes its tables needs it
+    key = None if out_dir is None else sweep_key(
+        workloads, loads, specs, config, step_time, arrivals=arrivals, burstiness=float(burstiness),
+        metrics=_callable_name(metrics), trace_steps=trace_steps, keys=keys, meta=dict(meta or {}))
     if out_dir is not None and reuse:
         done = Path(out_dir) / "sweep.json"
         if done.exists() and (Path(out_dir) / "summary.parquet").exists() \
