@@ -58,9 +58,11 @@ def test_stages_write_their_tables(smoke):
     per_seed = tables["methods_ablation_settings"]
     assert sorted(set(per_seed.seed)) == [42, 43, 44]  # the smoke profile's pars_seeds
     seeds = tables["methods_seeds"]
-    assert (seeds.seeds == 3).all() and seeds.kendall_tau_sd.ge(0).all()
+    # PARS with the other pair sampling runs on pars_partner_seeds = 1 seed, every other row on all three
+    assert sorted(seeds.seeds) == [1] + [3] * (len(seeds) - 1) and seeds.kendall_tau_sd.dropna().ge(0).all()
+    assert seeds[seeds.seeds == 1].method.tolist() == ["pars"]
     assert set(seeds.path) == {"probe (frozen encoder)"}
-    assert len(seeds) == len(per_seed) // 3
+    assert len(per_seed) == 3 * (len(seeds) - 1) + 1
     trunc = tables["ablation_truncation"].set_index("max_tokens")
     assert list(trunc.index) == [16, 64]  # the smoke profile's pars_truncations
     assert trunc.loc[16, "test_prompts_truncated"] > trunc.loc[64, "test_prompts_truncated"]
@@ -83,7 +85,12 @@ def test_stages_write_their_tables(smoke):
     assert json.loads((exp.out / "sim" / "sweep.json").read_text())["seeds"] == seeds
     proxy = exp.proxy()
     assert (pd.read_parquet(exp.out / "sim_proxy" / "requests.parquet").source == "sharegpt-reasoning-proxy").all()
-    assert len(proxy) == 18
+    assert len(proxy) == 18 and (proxy.n_ok == 200).all()  # pars_sim_proxy_n requests per run
+    costs = [json.loads(f.read_text()) for f in (exp.out / "scored").glob("*.json")]
+    assert costs and all(set(c) == {"pars", "ltr", "pointwise"} for c in costs)
+    # the scoring cost is timed on a sample with one encoder pass per ranker; every request is scored
+    assert all(0 < c["pars"]["n_requests"] <= 32 and c["pars"]["seconds"] > 0 for c in costs)
+    assert all(c[k]["scored"]["scored"] == c[k]["scored"]["n_requests"] for c in costs for k in c)
 
     served = exp.serve()
     assert list(served.index) == exp.p["pars_serving_policies"]  # ewsjf among them: the real-engine head-to-head

@@ -19,6 +19,7 @@ from llmsched.analysis.verdicts import (
     order_verdict,
     seed_ratios,
     throughput_testable,
+    transfer_verdict,
 )
 
 NAN = math.nan
@@ -96,3 +97,11 @@ def test_convergence_needs_a_gain_beyond_the_noise():
     slow = [1.0] * 9 + [2.0]
     assert convergence_verdict(slow, noise_sd=0.05)[:2] == ("not reproduced", 10)
     assert convergence_verdict(fast, noise_sd=NAN)[0] == "not decidable (no noise estimate)"
+
+
+def test_transfer_needs_a_ranker_trained_on_the_serving_models_lengths():
+    assert transfer_verdict(0.26, 0.28) == REPRODUCED  # strong: 93 % of the in-model ranker's τ
+    assert transfer_verdict(0.10, 0.40) == "not reproduced"  # weak: a quarter of it
+    assert transfer_verdict(0.05, 0.05) == "not reproduced"  # equal, but no better than chance-level τ
+    assert transfer_verdict(0.26, NAN).startswith("not testable")  # no in-model ranker (pars_collect_train: 0)
+    assert transfer_verdict(NAN, 0.3) == "not run here"

@@ -20,6 +20,7 @@ import pandas as pd
 from llmsched.analysis.intervals import Interval, fmt_interval, t_interval
 from llmsched.analysis.verdicts import (
     REPRODUCED,
+    TRANSFER_RULE,
     as_interval,
     best_row,
     convergence_verdict,
@@ -28,6 +29,7 @@ from llmsched.analysis.verdicts import (
     order_verdict,
     seed_ratios,
     throughput_testable,
+    transfer_verdict,
 )
 
 if TYPE_CHECKING:
@@ -240,8 +242,7 @@ def paper_claims(r: Report) -> list[Claim]:
         "PARS [paper]", "fig pars_transfer; table ranker_transfer", "transfer works (no single number)",
         f"on {target} lengths: trained on ChatGPT τ {_fmt(cross)}, trained on {target} τ {_fmt(own)}; "
         f"ceiling (the other model's true lengths) τ {_fmt(ceil.max())}",
-        "reproduced" if cross > 0.1 and cross >= 0.8 * own else "not reproduced",
-        "reproduced if τ > 0.1 and ≥ 80% of the in-model ranker's",
+        transfer_verdict(cross, own), TRANSFER_RULE,
         f"{target}'s test prompts (its own sampled lengths)", "one training seed: no interval"))
 
     top_row = sim[np.isclose(sim["load"], top)].set_index("label")

@@ -147,3 +147,18 @@ def convergence_verdict(values: Sequence[float], noise_sd: float, *, by_trial: i
     if gain <= 2 * noise_sd:
         return "no significant gain over the defaults", reach, rule
     return (REPRODUCED if reach is not None and reach <= by_trial else NO_GAIN), reach, rule
+
+
+TRANSFER_RULE = ("reproduced if the ranker trained on ChatGPT's lengths reaches τ > 0.1 on the serving model's and "
+                 "≥ 80% of the τ of a ranker trained on the serving model's own lengths; not testable where the "
+                 "profile trains none (pars_collect_train: 0)")
+
+
+def transfer_verdict(cross: float, own: float) -> str:
+    """Verdict of "PARS generalises across models" (TRANSFER_RULE): `cross` the τ on the serving model's lengths of
+    PARS trained on ChatGPT's, `own` that of PARS trained on the serving model's lengths (NaN: not trained)."""
+    if math.isnan(cross):
+        return "not run here"
+    if math.isnan(own):
+        return "not testable in this profile (no ranker trained on the serving model's lengths)"
+    return "reproduced" if cross > 0.1 and cross >= 0.8 * own else "not reproduced"

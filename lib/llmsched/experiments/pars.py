@@ -45,6 +45,7 @@ from llmsched.workload import repeat_requests
 logger = logging.getLogger(__name__)
 
 STAGES = ("collect", "study", "sim", "proxy", "headroom", "serve", "agreement", "reasoning")
+COST_SAMPLE = 32  # requests of each scored set timed for the rankers' scoring cost (scored_test)
 RANKERS = ("pars", "ltr", "pointwise")  # the learned rankers that also schedule
 
 
@@ -114,6 +115,7 @@ class ParsExperiments:
         cfg = StudyConfig(train=dict(self.s.train),
                           ablation_overrides=dict(self.s.ablation),
                           backbones=tuple(self.s.backbones), seeds=tuple(self.s.seeds),
+                          partner_seeds=self.s.partner_seeds,
                           backbone_overrides=dict(self.s.backbone_train), backbone_test=self.s.backbone_test,
                           truncations=tuple(self.s.truncations),
                           target_name=self.s.model, seed=self.s.seed)
@@ -143,15 +145,27 @@ class ParsExperiments:
         path = self.out / "scored" / f"{key}.parquet"
         if path.exists():
             return load_workload(path)
-        scored, reports = score_workload(requests, self.rankers(), progress=True)
+        rankers = self.rankers()
+        # The scoring cost per request (the PARS overhead claim) is timed on a sample scored the way a serving
+        # deployment would score it: every ranker running its own encoder pass, batch by batch.
+        sample = requests[:COST_SAMPLE]
+        cost = {k: score_workload(sample, {k: r})[1][k] for k, r in rankers.items()}
+        for ranker in rankers.values():
+            # NOTE: then the probes of one frozen backbone share its vectors of the whole prompt set (encoded once,
+            # kept under results/predictors/embeddings): the rankers' scores cost one encoder pass, not one each
+            ranker.cache_vectors = True
+        scored, reports = score_workload(requests, rankers, batch_size=max(1, len(requests)), progress=True)
+        for ranker in rankers.values():
+            ranker.cache_vectors = False
         save_workload(scored, path)
-        (path.with_suffix(".json")).write_text(json.dumps({k: v.to_dict() for k, v in reports.items()},
-                                                          indent=2) + "\n")
+        record = {k: {**cost[k].to_dict(), "timed_on": f"the first {len(sample)} requests, one encoder pass per "
+                      "ranker", "scored": v.to_dict()} for k, v in reports.items()}
+        (path.with_suffix(".json")).write_text(json.dumps(record, indent=2) + "\n")
         return scored
 
-    def _sweep(self, pool, name: str, rankers: tuple[str, ...] = RANKERS) -> pd.DataFrame:
-        """Rate sweep over the seeds: seed s simulates pars_sim_n requests drawn from `pool` (scored prompts) by
-        `repeat_requests(pool, sim_n, seed=s)` with arrivals seeded by s, at pars_sim_loads × that draw's
+    def _sweep(self, pool, name: str, rankers: tuple[str, ...] = RANKERS, n: int | None = None) -> pd.DataFrame:
+        """Rate sweep over the seeds: seed s simulates `n` (default pars_sim_n) requests drawn from `pool` (scored
+        prompts) by `repeat_requests(pool, n, seed=s)` with arrivals seeded by s, at pars_sim_loads × that draw's
         saturation throughput, for the pars_sim_seeds seeds from the profile's seed → <name>/ (summary over
         seeds with 95 % intervals, per_seed, requests, sweep.json). $LLMSCHED_SIM_WORKERS caps its processes."""
         from llmsched.predictors.scheduling import ranker_policies
@@ -163,9 +177,10 @@ class ParsExperiments:
         specs = ranker_policies(list(rankers), starvation_limit=self.s.starvation_limit)
         specs["pars-noguard"] = PolicySpec("sjf", {"score_key": "score_pars", "starvation_limit": None})
         seeds = sweep_seeds(self.s.seed, self.s.sim_seeds)
-        workloads = {s: repeat_requests(pool, self.s.sim_n, seed=s) for s in seeds}
+        n = self.s.sim_n if n is None else int(n)
+        workloads = {s: repeat_requests(pool, n, seed=s) for s in seeds}
         logger.info("%s: %d seeds x %d loads x %d policies, %d requests each", name, len(workloads),
-                    len(self.s.sim_loads), len(specs), self.s.sim_n)
+                    len(self.s.sim_loads), len(specs), n)
         return seed_sweep(workloads, self.s.sim_loads, specs, config, prof.step_time, out_dir=self.out / name,
                           meta={"pool": len(pool), "draw": "repeat_requests: a seeded permutation of the pool "
                                 "per cycle"}, desc=name)
@@ -183,7 +198,7 @@ class ParsExperiments:
         if len(proxy) < 10:
             raise ValueError(f"only {len(proxy)} math/code prompts among {len(self.split().extra)} extra prompts; "
                              "raise pars_proxy_pool in the profile")
-        return self._sweep(self.scored_test(proxy), "sim_proxy")
+        return self._sweep(self.scored_test(proxy), "sim_proxy", n=self.s.sim_proxy_n)
 
     def _serve_requests(self) -> list:
         """The real-engine workload: the first pars_serving_n scored test prompts with ChatGPT lengths up to

@@ -115,10 +115,13 @@ class PARSSettings(_Settings):
     backbone_test: int | None = None  # ... scored on a seeded sample of this many test prompts (None: all)
     truncations: tuple[int, ...] = ()  # truncation ablation: prompt tokens PARS reads (empty: not run)
     seeds: tuple[int, ...] = (42,)  # training seeds of every method under the ablation settings (mean ± sd)
+    partner_seeds: int | None = None  # PARS with sampled partners (the costly pair sampling) on the first this many
+    # of `seeds` (None: all)
     starvation_limit: int | None = 1000  # score-SJF guard: admissions before a waiting request is promoted
     sim_steptime: str = "h100-sxm_llama-3-8b"  # simulator step-time profile (paper scale)
     sim_overrides: dict[str, Any] = field(default_factory=dict)  # SimConfig overrides of that profile's limits
     sim_n: int = 400  # simulated requests per run (test prompts repeated)
+    sim_proxy_n: int | None = None  # ... of the reasoning-proxy sweep (None: sim_n; its long outputs cost ~10× more)
     sim_loads: tuple[float, ...] = (0.5, 2.0)  # request rate / saturation throughput
     sim_seeds: int = 5  # seeds of the simulator sweeps (seed, seed + 1, ...): workload draw and arrivals each
     serving_n: int = 10  # real engine: ShareGPT test requests ...
@@ -160,6 +163,8 @@ class PARSSettings(_Settings):
         _positive(self, "n_train", "n_test", "max_prompt_tokens", "collect_samples", "collect_max_tokens",
                   "collect_max_num_seqs", "sim_n", "serving_n", "serving_rate", "serving_max_output_tokens",
                   "serving_repeats")
+        if self.sim_proxy_n is not None and self.sim_proxy_n < 1:
+            raise ValueError(f"pars_sim_proxy_n must be None (pars_sim_n) or >= 1, got {self.sim_proxy_n!r}")
         if self.proxy_pool < 0 or self.collect_train < 0 or self.collect_test < 0:
             raise ValueError(f"pars_proxy_pool, pars_collect_train and pars_collect_test must be >= 0, got "
                              f"{self.proxy_pool}, {self.collect_train}, {self.collect_test}")

@@ -92,6 +92,7 @@ class StudyConfig:
     target_name: str = "gemma"  # the serving model whose collected lengths are the second target
     seed: int = 0
     seeds: tuple[int, ...] = (42,)  # training seeds of the methods-under-ablation-settings runs
+    partner_seeds: int | None = None  # PARS with sampled partners on the first this many of `seeds` (None: all)
 
     def __post_init__(self) -> None:
         self.backbones = tuple(self.backbones)
@@ -103,6 +104,9 @@ class StudyConfig:
         self.seeds = tuple(int(x) for x in self.seeds)
         if not self.seeds or len(set(self.seeds)) != len(self.seeds):
             raise ValueError(f"seeds must be distinct integers, at least one, got {self.seeds!r}")
+        if self.partner_seeds is not None and not 1 <= int(self.partner_seeds) <= len(self.seeds):
+            raise ValueError(f"partner_seeds must be None or 1..{len(self.seeds)} (the number of seeds), got "
+                             f"{self.partner_seeds!r}")
         if self.backbone_test is not None and self.backbone_test < 10:
             raise ValueError(f"backbone_test must be None or >= 10 test prompts, got {self.backbone_test!r}")
         if self.backbone_pooling not in POOLINGS:
@@ -188,9 +192,16 @@ def run_ranker_study(
         by_id, missing = target_lengths_by_id(target_lengths)
         targets[cfg.target_name] = _with_target(split.test, by_id)
         tgt_train = _with_target(split.train, by_id)
-        if len(targets[cfg.target_name][0]) < 10 or len(tgt_train[0]) < 10:
-            raise ValueError(f"too few prompts with {cfg.target_name} lengths: {len(tgt_train[0])} train, "
-                             f"{len(targets[cfg.target_name][0])} test (need 10 each)")
+        if len(targets[cfg.target_name][0]) < 10:
+            raise ValueError(f"too few test prompts with {cfg.target_name} lengths: "
+                             f"{len(targets[cfg.target_name][0])} (need 10)")
+        if len(tgt_train[0]) < 10:
+            # NOTE: a profile may collect test prompts only (pars_collect_train: 0): the noise ceiling and the
+            # ChatGPT-trained rankers on this model's lengths are measured, PARS trained on its lengths is not
+            if len(tgt_train[0]):
+                raise ValueError(f"too few training prompts with {cfg.target_name} lengths: {len(tgt_train[0])} "
+                                 "(need 10, or none: then PARS is not trained on them)")
+            tgt_train = None
     record: dict[str, Any] = {"config": dataclasses.asdict(cfg), "n_train": len(train_p), "n_test": len(test_p),
                               "target_prompts_without_ok_sample": missing, "runs": {}}
 
@@ -235,12 +246,15 @@ def run_ranker_study(
     scores = pd.DataFrame({"request_id": [r.request_id for r in split.test], "chatgpt_tokens": test_l, **score_cols})
     tables["scores"] = scores
 
-    # Cross-model transfer: PARS trained on each model's lengths, evaluated against each.
-    if tgt_train is not None:
-        trained = {CHATGPT: main.get(PARS) or fit(PARS, cfg.train_config(PARS), train_p, train_l),
-                   cfg.target_name: fit(f"{PARS}-on-{cfg.target_name}", cfg.train_config(PARS), *tgt_train)}
+    # Cross-model transfer: PARS trained on each model's lengths (on the target's only when the profile collected
+    # training prompts), evaluated against each.
+    if target_lengths is not None:
+        trained = {CHATGPT: main.get(PARS) or fit(PARS, cfg.train_config(PARS), train_p, train_l)}
+        if tgt_train is not None:
+            trained[cfg.target_name] = fit(f"{PARS}-on-{cfg.target_name}", cfg.train_config(PARS), *tgt_train)
         rows = [{"method": PARS, "train_lengths": src, "n_train": len(train_p) if src == CHATGPT else
-                 len(tgt_train[0]), "eval_lengths": dst, **rank_quality(pred, *targets[dst])}
+                 len(tgt_train[0]) if tgt_train is not None else 0, "eval_lengths": dst,
+                 **rank_quality(pred, *targets[dst])}
                 for src, pred in trained.items() for dst in targets]
         # The ceiling of any transfer: one model's true lengths used as the scores for the other's.
         both = [r for r in split.test if r.request_id in by_id]
@@ -259,12 +273,16 @@ def run_ranker_study(
     variants: list[tuple[str, dict[str, Any]]] = [(m, {}) for m in cfg.methods]
     variants += [(PARS, {"pair_sampling": s}) for s in PAIR_SAMPLING]
     done: set[tuple[str, str, int]] = set()
-    for seed in cfg.seeds:
+    base_sampling = cfg.train_config(PARS, **cfg.ablation_overrides).pair_sampling
+    for k, seed in enumerate(cfg.seeds):
         for method, extra in variants:
             tc = cfg.train_config(method, **{**cfg.ablation_overrides, **extra, "seed": seed})
             sampling = tc.pair_sampling if method == PARS else "-"
             if (method, sampling, seed) in done:
                 continue
+            if method == PARS and sampling != base_sampling and cfg.partner_seeds is not None \
+                    and k >= cfg.partner_seeds:
+                continue  # the other pair sampling on the first partner_seeds seeds only
             done.add((method, sampling, seed))
             pred = fit(f"{method}-{tc.pair_sampling}-ablation-settings-seed{seed}", tc, train_p, train_l)
             rows.append({"method": method, "pair_sampling": sampling, "seed": seed,
