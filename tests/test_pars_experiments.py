@@ -89,7 +89,7 @@ def test_stages_write_their_tables(smoke):
     costs = [json.loads(f.read_text()) for f in (exp.out / "scored").glob("*.json")]
     assert costs and all(set(c) == {"pars", "ltr", "pointwise"} for c in costs)
     # the scoring cost is timed on a sample with one encoder pass per ranker; every request is scored
-    assert all(0 < c["pars"]["n_requests"] <= 32 and c["pars"]["seconds"] > 0 for c in costs)
+    assert all(0 < c["pars"]["n_requests"] <= 16 and c["pars"]["seconds"] > 0 for c in costs)
     assert all(c[k]["scored"]["scored"] == c[k]["scored"]["n_requests"] for c in costs for k in c)
 
     served = exp.serve()
@@ -169,3 +169,18 @@ def test_cli_rejects_unknown_stage_and_profile(capsys):
     assert "unknown stages" in capsys.readouterr().err
     with pytest.raises(ValueError, match="valid profiles"):
         load_params("nope")
+
+
+def test_the_prompt_split_is_drawn_once_and_read_back(smoke, caplog):
+    exp, root = smoke
+    first = exp.split()
+    files = list((root / "cache" / "splits").glob("*.parquet"))
+    assert len(files) == 1
+    with caplog.at_level("INFO", logger="llmsched.experiments.pars"):
+        again = ParsExperiments(load_params("smoke")).split()
+    assert "prompt split: read" in caplog.text
+    assert again.train == first.train and again.test == first.test and again.extra == first.extra
+    assert again.repeated_prompts == first.repeated_prompts
+    other = ParsExperiments({**load_params("smoke"), "seed": 1}).split()  # another draw, its own file
+    assert [r.request_id for r in other.test] != [r.request_id for r in first.test]
+    assert len(list((root / "cache" / "splits").glob("*.parquet"))) == 2

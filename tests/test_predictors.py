@@ -461,6 +461,23 @@ def test_a_probe_scores_large_prompt_sets_from_cached_vectors_with_the_same_resu
     np.testing.assert_allclose(ranker.score(many), cached)  # read back: no encoder call
 
 
+def test_probes_of_one_backbone_share_its_vectors_of_a_prompt_set(monkeypatch):
+    """What ParsExperiments.scored_test relies on: the second probe scores a large set without an encoder pass."""
+    from llmsched.predictors.trained import FROZEN_CACHE_MIN
+
+    prompts, lengths = synthetic(80, 8)
+    probes = [train_ranker(TrainConfig(method=m, max_tokens=16, epochs=2, batch_size=32, lr=5e-3,
+                                       freeze_encoder=True, warmup=0.0), prompts, lengths, progress=False)
+              for m in ("pars", "pointwise")]
+    many, _ = synthetic(FROZEN_CACHE_MIN, 9)
+    direct = probes[1].score(many)
+    for probe in probes:
+        probe.cache_vectors = True
+    probes[0].score(many)  # the first probe encodes the set once
+    monkeypatch.setattr(probes[1].model, "embed", lambda *a: (_ for _ in ()).throw(AssertionError("re-encoded")))
+    np.testing.assert_allclose(probes[1].score(many), direct, rtol=1e-4, atol=1e-5)
+
+
 def test_repeated_prompt_texts_are_drawn_once():
     from llmsched.predictors.data import unique_prompts
 

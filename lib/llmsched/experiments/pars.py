@@ -45,7 +45,7 @@ from llmsched.workload import repeat_requests
 logger = logging.getLogger(__name__)
 
 STAGES = ("collect", "study", "sim", "proxy", "headroom", "serve", "agreement", "reasoning")
-COST_SAMPLE = 32  # requests of each scored set timed for the rankers' scoring cost (scored_test)
+COST_SAMPLE = 16  # requests of each scored set timed for the rankers' scoring cost (scored_test)
 RANKERS = ("pars", "ltr", "pointwise")  # the learned rankers that also schedule
 
 
@@ -62,14 +62,43 @@ class ParsExperiments:
 
     # ------------------------------------------------------------------ data
     def split(self):
-        from llmsched.predictors.data import model_tokenizer, sharegpt_split
-
+        """The profile's ShareGPT prompt split (llmsched.predictors.data.sharegpt_split), drawn once and kept under
+        results/cache/splits/ (keyed by the data file, the serving model, the split settings and the library's
+        source), so every notebook and stage of a profile reads the same prompts without tokenizing the dataset
+        again."""
         if self._split is None:
-            self._split = sharegpt_split(model_tokenizer(self.s.model), self.s.n_train,
-                                         self.s.n_test, seed=self.s.seed,
-                                         max_prompt_tokens=self.s.max_prompt_tokens,
-                                         n_extra=self.s.proxy_pool)
+            self._split = self._cached_split()
         return self._split
+
+    def _cached_split(self):
+        from llmsched.predictors.data import PromptSplit, model_tokenizer, sharegpt_split
+        from llmsched.serving.engine import config_hash
+        from llmsched.sim.sweep import code_fingerprint
+        from llmsched.workload import load_workload, save_workload
+        from llmsched.workload.sharegpt import sharegpt_path
+
+        data = sharegpt_path()
+        stat = data.stat()
+        key = config_hash({"data": [str(data), stat.st_size, stat.st_mtime_ns], "model": self.s.model,
+                           "n_train": self.s.n_train, "n_test": self.s.n_test, "seed": self.s.seed,
+                           "max_prompt_tokens": self.s.max_prompt_tokens, "n_extra": self.s.proxy_pool,
+                           "code": code_fingerprint()})
+        path = results_dir() / "cache" / "splits" / f"{key}.parquet"
+        meta = path.with_suffix(".json")
+        if path.exists() and meta.exists():
+            sizes = json.loads(meta.read_text())
+            reqs = load_workload(path)
+            a, b = sizes["train"], sizes["train"] + sizes["test"]
+            if len(reqs) == b + sizes["extra"]:
+                logger.info("prompt split: read %s", path)
+                return PromptSplit(train=reqs[:a], test=reqs[a:b], extra=reqs[b:],
+                                   repeated_prompts=sizes["repeated_prompts"])
+        split = sharegpt_split(model_tokenizer(self.s.model), self.s.n_train, self.s.n_test, seed=self.s.seed,
+                               max_prompt_tokens=self.s.max_prompt_tokens, n_extra=self.s.proxy_pool)
+        save_workload([*split.train, *split.test, *split.extra], path)
+        meta.write_text(json.dumps({"train": len(split.train), "test": len(split.test), "extra": len(split.extra),
+                                    "repeated_prompts": split.repeated_prompts}, indent=2) + "\n")
+        return split
 
     def engine(self, **overrides: Any):
         from llmsched.serving.engine import EngineConfig
