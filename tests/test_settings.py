@@ -34,6 +34,8 @@ def test_unknown_key_of_the_prefix_is_named_and_others_ignored():
     (PARSSettings, {"pars_sim_n": 0}, "pars_sim_n must be > 0"),
     (PARSSettings, {"pars_n_train": 2.5}, "pars_n_train must be an integer"),
     (PARSSettings, {"pars_sim_loads": []}, "pars_sim_loads must be positive"),
+    (PARSSettings, {"pars_seeds": [42, 43], "pars_partner_seeds": 3}, r"pars_partner_seeds must be None .*1\.\.2"),
+    (PARSSettings, {"pars_sim_proxy_n": 0}, "pars_sim_proxy_n must be None"),
     (EWSJFSettings, {"ewsjf_tune_trials": True}, "ewsjf_tune_trials must be a number"),
     (EWSJFSettings, {"ewsjf_sim_loads": [1.0, -1.0]}, "ewsjf_sim_loads must be positive"),
     (HeadToHeadSettings, {"h2h_mixed_n": -3}, "h2h_mixed_n must be > 0"),

@@ -163,6 +163,9 @@ class PARSSettings(_Settings):
         _positive(self, "n_train", "n_test", "max_prompt_tokens", "collect_samples", "collect_max_tokens",
                   "collect_max_num_seqs", "sim_n", "serving_n", "serving_rate", "serving_max_output_tokens",
                   "serving_repeats")
+        if self.partner_seeds is not None and not 1 <= self.partner_seeds <= len(self.seeds):
+            raise ValueError(f"pars_partner_seeds must be None (every seed) or 1..{len(self.seeds)} (of pars_seeds), "
+                             f"got {self.partner_seeds!r}")
         if self.sim_proxy_n is not None and self.sim_proxy_n < 1:
             raise ValueError(f"pars_sim_proxy_n must be None (pars_sim_n) or >= 1, got {self.sim_proxy_n!r}")
         if self.proxy_pool < 0 or self.collect_train < 0 or self.collect_test < 0:
