@@ -184,8 +184,6 @@ class ParsExperiments:
             # kept under results/predictors/embeddings): the rankers' scores cost one encoder pass, not one each
             ranker.cache_vectors = True
         scored, reports = score_workload(requests, rankers, batch_size=max(1, len(requests)), progress=True)
-        for ranker in rankers.values():
-            ranker.cache_vectors = False
         save_workload(scored, path)
         record = {k: {**cost[k].to_dict(), "timed_on": f"the first {len(sample)} requests, one encoder pass per "
                       "ranker", "scored": v.to_dict()} for k, v in reports.items()}
