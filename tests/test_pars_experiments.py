@@ -9,7 +9,6 @@ import pytest
 
 from llmsched.experiments.pars import ParsExperiments, main
 from llmsched.experiments.stages import load_params
-from llmsched.steptime import load_profile
 
 pytestmark = pytest.mark.vllm
 
@@ -101,8 +100,17 @@ def test_stages_write_their_tables(smoke):
     ewsjf_args = json.loads((ewsjf_run / "config.json").read_text())["engine"]["policy_args"]
     # EWSJF's queues are learned from prompts the engine does not serve: the training split's
     assert ewsjf_args["sample"] == [r.prompt_tokens for r in exp.split().train[:10]]
-    # C_prefill from the engine's calibrated step-time profile, carried as the model itself
-    assert ewsjf_args["steptime"] == load_profile(exp.p["pars_agreement_steptime"]).step_time.to_dict()
+    # C_prefill from the engine's checked (here: recalibrated) step-time profile, carried as the model itself
+    prof = exp.engine_profile()
+    assert prof.check is not None and prof.check.recalibrated_from is not None  # Gemma's profile, the tiny engine
+    assert ewsjf_args["steptime"] == prof.step_time.to_dict()
+    # the operating point: load x this engine's capacity for the served requests, chosen on other draws
+    point = json.loads((exp.out / "serve" / "operating_point.json").read_text())
+    assert point["load"] in exp.p["pars_serving_loads"] and point["profile_state"] == "recalibrated"
+    assert point["rate"] == pytest.approx(point["load"] * point["capacity"]) and point["capacity"] > 0
+    assert {r["seed"] for r in point["chosen_from"]}.isdisjoint({exp.s.seed})
+    runs = pd.read_parquet(exp.out / "serve" / "runs.parquet")
+    assert runs.offered_rate.gt(0).all() and runs.waited_share.between(0, 1).all()
 
     agreement = exp.agreement()  # the same runs replayed in the simulator
     assert sorted(agreement.index.get_level_values("policy")) == sorted(served.index)

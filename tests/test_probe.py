@@ -182,7 +182,7 @@ def test_the_agreement_table_records_its_calibration_and_the_check(tmp_path, cap
     from llmsched.workload.io import save_workload
     from llmsched.workload.request import Request
 
-    params = {**load_params("smoke"), "pars_agreement_calibrate": False}
+    params = {**load_params("smoke"), "pars_agreement_calibrate": False, "serving_on_mismatch": "warn"}
     exp = ParsExperiments(params, out_root=tmp_path)
     reqs = [Request(f"r{i}", "hello", 20 + 3 * i, 5 + i, arrival_time=0.1 * i) for i in range(6)]
     save_workload(reqs, tmp_path / "serve" / "workload.parquet")
@@ -194,7 +194,7 @@ def test_the_agreement_table_records_its_calibration_and_the_check(tmp_path, cap
         tmp_path / "serve" / "runs.parquet")  # the speed probe recorded before the run: 1 ms per step
     with caplog.at_level(logging.WARNING, logger="llmsched.serving.probe"):
         table = exp.agreement()
-    shipped = load_profile(exp.s.agreement_steptime)
+    shipped = load_profile(exp.s.serving_steptime)
     assert any("STALE" in r.getMessage() for r in caplog.records)
     row = table.iloc[0]
     assert row["profile"] == shipped.name and row["profile_measured_at"] == shipped.provenance()["measured_at"]
@@ -203,6 +203,7 @@ def test_the_agreement_table_records_its_calibration_and_the_check(tmp_path, cap
     assert saved["profile"] == shipped.name and saved["profile_machine"] == shipped.provenance()["machine"]
     assert saved["profile_check"]["ok"] is False and saved["profile_check"]["same_model"] is False
     assert saved["profile_check"]["measured_output_tok_s"] > 0
+    assert saved["profile_state"] == "stale" and (table["profile_state"] == "stale").all()  # kept: not judged
     # the profile against the probe recorded at serve time: its predicted mean step over 1 ms
     expected = probe_error(shipped, {"probe_step_ms_mean": 1.0})["rel_error"]
     assert saved["serve_probe_step_err"] == {"fcfs": pytest.approx(expected)} and expected > 10

@@ -166,8 +166,8 @@ def test_settings_are_checked() -> None:
         ProtocolExperiments(with_settings(TEST_PARAMS, policies=["ewsjf"]))
     with pytest.raises(ValueError, match="unknown parameter"):
         ProtocolExperiments(with_settings(TEST_PARAMS, nn=3))
-    with pytest.raises(ValueError, match="ewsjf_protocol_engine_rate"):
-        ProtocolExperiments(with_settings(TEST_PARAMS, engine_rate=0))
+    with pytest.raises(ValueError, match="ewsjf_protocol_engine_load"):
+        ProtocolExperiments(with_settings(TEST_PARAMS, engine_load=0))
     with pytest.raises(ValueError, match="ewsjf_protocol_engine_preset"):
         ProtocolExperiments(with_settings(TEST_PARAMS, engine_preset="1-2"))
     with pytest.raises(ValueError, match="engine runs are off"):
@@ -179,8 +179,9 @@ def test_the_protocol_on_the_real_engine(tmp_path) -> None:
     """The scaled-down protocol on vLLM (tiny model): every request has a prompt in the preset's range and exactly
     max_tokens output tokens, arrivals are evenly spaced, each policy runs on the same requests, and the summary
     carries the authors' throughput with the paired ratios to FCFS."""
-    params = with_settings({**TEST_PARAMS, "model": "tiny", "ewsjf_serving_steptime": "cpu-gemma-3-270m",
-                            "serving_max_num_seqs": 4}, engine_n=6, engine_rate=4.0, engine_repeats=1,
+    params = with_settings({**TEST_PARAMS, "model": "tiny", "serving_steptime": "cpu-gemma-3-270m",
+                            "serving_calibration": "quick", "serving_max_num_seqs": 4}, engine_n=6, engine_load=2.0,
+                           engine_repeats=1,
                            max_tokens=12, engine_preset="100-2000")
     exp = ProtocolExperiments(params, out_root=tmp_path)
     table = exp.engine_runs()
@@ -189,7 +190,9 @@ def test_the_protocol_on_the_real_engine(tmp_path) -> None:
     assert sorted(runs.label) == ["ewsjf", "fcfs", "prompt-sjf"]
     wl = pd.read_parquet(tmp_path / "engine" / "workload.parquet")
     assert len(wl) == 6 and wl.prompt_tokens.between(100, 2000).all() and (wl.output_tokens == 12).all()
-    np.testing.assert_allclose(np.diff(np.sort(wl.arrival_time)), 0.25)
+    point = json.loads((tmp_path / "engine" / "operating_point.json").read_text())
+    assert point["load"] == 2.0 and point["rate"] == pytest.approx(2.0 * point["capacity"])
+    np.testing.assert_allclose(np.diff(np.sort(wl.arrival_time)), 1 / point["rate"])
     ratios = pd.read_parquet(tmp_path / "engine" / "ratios.parquet")
     assert {"prompt-sjf", "ewsjf"} <= set(ratios.label)
     record = json.loads((tmp_path / "engine" / "engine.json").read_text())

@@ -232,6 +232,43 @@ def request_values(df: pd.DataFrame, groups: RequestGroups | None = None) -> dic
     return out
 
 
+OPERATING_COLUMNS = ["offered_rate", "completion_rate", "waited", "waited_share", "wait_mean", "wait_max"]
+
+
+def operating_point(df: pd.DataFrame) -> dict[str, float]:
+    """The operating point a run achieved, read from its own records (not from the rate it was asked for):
+
+        offered_rate     requests / arrival span: (n - 1) / (last arrival - first arrival)   (req/s)
+        completion_rate  ok requests / (last ok finish - first arrival)                      (req/s)
+        waited           ok requests whose queue delay exceeded one decode step (the run's median TPOT): they
+                         were not admitted at the step after they arrived, so the order of the queue decided
+                         when they ran
+        waited_share     waited / ok requests
+        wait_mean        mean queue delay of the requests that waited (s; 0 when none did)
+        wait_max         the longest queue delay (s)
+
+    A run queues, and scheduling order can matter, when completion_rate < offered_rate and a large share waited.
+    NaN where the run has too few ok requests to tell."""
+    m = per_request(df)
+    ok = m[m["status"] == OK]
+    arrivals = pd.to_numeric(m["arrival"], errors="coerce").dropna().to_numpy(float)
+    out = dict.fromkeys(OPERATING_COLUMNS, math.nan)
+    if len(arrivals) >= 2 and arrivals.max() > arrivals.min():
+        out["offered_rate"] = float((len(arrivals) - 1) / (arrivals.max() - arrivals.min()))
+    if len(ok) == 0:
+        return out
+    span = float(pd.to_numeric(ok["last_token"]).max() - arrivals.min())
+    out["completion_rate"] = float(len(ok) / span) if span > 0 else math.nan
+    delay = ok["queue_delay"].to_numpy(float)
+    step = float(np.nanmedian(ok["tpot"].to_numpy(float))) if ok["tpot"].notna().any() else 0.0
+    waited = delay > step
+    out["waited"] = float(waited.sum())
+    out["waited_share"] = float(waited.mean())
+    out["wait_mean"] = float(delay[waited].mean()) if waited.any() else 0.0
+    out["wait_max"] = float(np.nanmax(delay)) if np.isfinite(delay).any() else math.nan
+    return out
+
+
 def run_summary(df: pd.DataFrame, slo: SLO | None = None,
                 groups: RequestGroups | None = None) -> dict[str, float | int]:
     """`summarize` plus the per-group means of `groups` (`request_values`; NaN for an empty group)."""

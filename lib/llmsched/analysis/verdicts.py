@@ -162,3 +162,26 @@ def transfer_verdict(cross: float, own: float) -> str:
     if math.isnan(own):
         return "not testable in this profile (no ranker trained on the serving model's lengths)"
     return "reproduced" if cross > 0.1 and cross >= 0.8 * own else "not reproduced"
+
+
+STALE_PROFILE = "not judged: stale profile"
+NO_QUEUE = "not judged: requests did not queue"
+MIN_WAITED_SHARE = 0.5  # of FCFS's requests must have waited for a real-engine comparison to be about order
+
+
+def engine_verdict(verdict: str, profile_state: str | None, waited_share: float) -> tuple[str, str]:
+    """(verdict, rule) for a result of the real engine, given the verdict its numbers earn, the state of the
+    step-time profile its operating point came from (llmsched.serving.capacity.profile_state) and the share of
+    FCFS's requests that waited (llmsched.analysis.metrics.operating_point, mean over runs).
+
+    A stale profile (missed the engine's speed probe and kept) put the load anywhere: the result is not judged.
+    A run where fewer than MIN_WAITED_SHARE of FCFS's requests waited did not queue: no order to compare, not
+    judged either. Otherwise the numbers' verdict stands."""
+    rule = (f"judged only when the operating point's step-time profile is not stale and at least "
+            f"{MIN_WAITED_SHARE:.0%} of FCFS's requests waited (the run queued)")
+    if profile_state == "stale":
+        return STALE_PROFILE, rule
+    if not (math.isfinite(waited_share) and waited_share >= MIN_WAITED_SHARE):
+        share = f"{waited_share:.0%}" if math.isfinite(waited_share) else "an unknown share"
+        return f"{NO_QUEUE} ({share} of FCFS's requests waited)", rule
+    return verdict, rule

@@ -12,10 +12,12 @@
           and each load (rate / saturation throughput): FCFS, prompt-length SJF, EWSJF (default parameters),
           EWSJF with the tuned parameters, the authors' released variant, and ablations (no refine = K-means only,
           no bubbles) → sim/<preset>/summary.parquet + requests.parquet + sweep.json
-    serve the real engine at reduced scale (the profile's model, e.g. Gemma-3-270M on CPU): the 100-2000 mixed
-          workload cut from real ShareGPT text, Poisson arrivals above capacity, FCFS / prompt-length SJF /
-          EWSJF / released variant, C_prefill from the engine's calibrated step-time profile, each policy
-          `ewsjf_serving_repeats` times interleaved → serve/ (llmsched.serving.experiment's files, + data.json)
+    serve the real engine at reduced scale (the profile's model, e.g. SmolLM2-135M-Instruct on CPU): the
+          100-2000 mixed workload cut from real ShareGPT text, Poisson arrivals at `ewsjf_serving_load` × the
+          engine's capacity for it (llmsched.serving.capacity), FCFS / prompt-length SJF / EWSJF / released
+          variant, C_prefill from the engine's checked or recalibrated step-time profile, each policy
+          `ewsjf_serving_repeats` times interleaved → serve/ (llmsched.serving.experiment's files, + data.json,
+          operating_point.json, prefill_profile.json)
     online the evaluation workload of the 100-2000 preset at the tuning load, three ways: EWSJF with default
           parameters, with the offline-tuned ones (tune/best.json), and re-tuned online (meta.OnlineTuner, every
           `ewsjf_online_every_s` seconds of simulated time from the live window, starting from the defaults)
@@ -346,11 +348,10 @@ class EWSJFExperiments:
         """The served requests and the partition sample of the serve stage, from disjoint prompt pools.
 
         records    ShareGPT prompt records (record_id, prompt), at least 2 × pool of them
-        Returns the served requests (100-2000 mix cut from records[:pool], seed `seed`, Poisson arrivals at
-        ewsjf_serving_rate), the partition sample (ewsjf_sample_n prompt lengths of the same mix cut from
-        records[pool:2·pool], seed tune_seed) and the record of both (seeds, pool record ids).
+        Returns the served requests (100-2000 mix cut from records[:pool], seed `seed`, no arrival times yet:
+        `serve` sets them from the engine's capacity), the partition sample (ewsjf_sample_n prompt lengths of the
+        same mix cut from records[pool:2·pool], seed tune_seed) and the record of both (seeds, pool record ids).
         """
-        from llmsched.workload import assign_arrivals, make_arrivals
         from llmsched.workload.mixed import MixedConfig, mixed_workload
 
         if len(records) < 2 * pool:
@@ -358,8 +359,6 @@ class EWSJFExperiments:
         served_pool, sample_pool = records[:pool], records[pool:2 * pool]
         cfg = MixedConfig.preset("100-2000", n=self.s.serving_n, distribution="bimodal")
         reqs = mixed_workload(cfg, tokenizer, [r.prompt for r in served_pool], seed=self.s.seed)
-        reqs = assign_arrivals(reqs, make_arrivals("poisson", len(reqs), self.s.serving_rate,
-                                                   seed=self.s.seed))
         cfg_sample = MixedConfig.preset("100-2000", n=self.s.sample_n, distribution="bimodal")
         sample = [float(r.prompt_tokens)
                   for r in mixed_workload(cfg_sample, tokenizer, [r.prompt for r in sample_pool], seed=self.tune_seed)]
@@ -370,31 +369,28 @@ class EWSJFExperiments:
         return reqs, sample, data
 
     @staticmethod
-    def checked_prefill_profile(s: EWSJFSettings, engine: Any, folder: Path) -> str:
-        """EWSJF's C_prefill profile for runs on `engine`: ewsjf_serving_steptime, or the profile measured on this
-        engine when the check asks to recalibrate; the check is kept in <folder>/prefill_profile.json.
+    def checked_prefill_profile(s: EWSJFSettings, engine: Any, folder: Path) -> Any:
+        """The step-time profile of runs on `engine` (llmsched.serving.capacity.engine_profile): serving_steptime
+        checked against this engine's speed probe, recalibrated on this engine when it misses (the default), once
+        per engine configuration. EWSJF's C_prefill and the runs' operating point come from it; the check is kept
+        in <folder>/prefill_profile.json."""
+        from llmsched.serving.capacity import engine_profile, profile_state
 
-        NOTE: C_prefill from a measured CPU profile holds only on the machine state that measured it: the profile
-        is checked against this engine's speed probe first (llmsched.serving.probe; a stale one warns by default,
-        "recalibrate" measures this engine and EWSJF uses that)."""
-        from llmsched.sim import load_profile
-
-        prof = s.serving_steptime
-        checked = load_profile(prof, check_against=engine, calibration_dir=folder / "calibration",
-                               on_mismatch=s.serving_on_mismatch)
-        if checked.check is not None:
-            if checked.check.recalibrated_from is not None:
-                prof = str(checked.path)
-            (folder / "prefill_profile.json").write_text(json.dumps(
-                {**checked.provenance(), "check": checked.check.to_dict()}, indent=2, default=str) + "\n")
-        return prof
+        checked = engine_profile(s.serving_steptime, engine, on_mismatch=s.serving_on_mismatch,
+                                 quick=s.serving_calibration == "quick")
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "prefill_profile.json").write_text(json.dumps(
+            {**checked.provenance(), "state": profile_state(checked),
+             "check": checked.check.to_dict() if checked.check is not None else None}, indent=2, default=str) + "\n")
+        return checked
 
     def serve(self) -> pd.DataFrame:
         from llmsched.models import load_model_tokenizer
+        from llmsched.serving.capacity import OperatingPoint, steptime_ref
         from llmsched.serving.engine import EngineConfig
         from llmsched.serving.experiment import compare_policies
         from llmsched.serving.runner import RunConfig
-        from llmsched.workload import load_sharegpt
+        from llmsched.workload import assign_arrivals, load_sharegpt, make_arrivals
 
         records, _ = load_sharegpt()
         reqs, sample, data = self.serve_workloads(records, load_model_tokenizer(self.s.model))
@@ -403,8 +399,12 @@ class EWSJFExperiments:
         engine = EngineConfig(model=self.s.model, seed=self.s.seed, max_model_len=2304,
                               max_num_seqs=self.s.serving_max_num_seqs)
         prof = self.checked_prefill_profile(self.s, engine, self.out / "serve")
+        point = OperatingPoint.at(reqs, prof, engine, self.s.serving_load,
+                                  rule="the profile's load (ewsjf_serving_load)")
+        point.write(self.out / "serve" / "operating_point.json")
+        reqs = assign_arrivals(reqs, make_arrivals("poisson", len(reqs), point.rate, seed=self.s.seed))
         specs = {"fcfs": PolicySpec("fcfs", {}), "prompt-sjf": PolicySpec("prompt-sjf", {}),
-                 **ewsjf_specs(sample, prof, self.s.max_queues)}
+                 **ewsjf_specs(sample, steptime_ref(prof), self.s.max_queues)}
         specs = select_policies(specs, self.s.serving_policies)
         # NOTE: ewsjf_serving_repeats interleaved runs per policy, each on a fresh engine probed for its speed first;
         # the tables add mean TTFT and E2E of short and long prompts (below / above the middle of the 100-2000

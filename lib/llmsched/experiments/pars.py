@@ -14,12 +14,14 @@ Stages (inputs → outputs under results/pars/<profile>/):
     headroom where FCFS/policy latency ratios grow (llmsched.experiments.headroom): loads up to 3 × saturation,
              heavier output-length tails, the reasoning proxy and longer runs under overload, with oracle SJF
              beside PARS and LTR → headroom/ (ratios.parquet: where the papers' 15.7× and 2.8× occur, if anywhere)
-    serve    the real engine (the profile's model, e.g. SmolLM2-135M-Instruct on CPU) at an overloaded rate,
-             FCFS / rankers / oracle (and EWSJF with `pars_serving_ewsjf`, the head-to-head on the real engine)
-             → serve/
-    agreement  the serve runs replayed in the simulator with the calibrated step-time profile of the engine
-             (`pars_agreement_steptime`, or with `pars_agreement_calibrate` one measured right after the serve
-             runs), same arrivals and policy arguments → agreement/comparison.csv/.md
+    serve    the real engine (the profile's model, e.g. SmolLM2-135M-Instruct on CPU) at a load relative to its
+             capacity for the served requests (`pars_serving_loads` × capacity, from this engine's checked or
+             recalibrated step-time profile: llmsched.serving.capacity), FCFS / rankers / oracle (and EWSJF with
+             `pars_serving_ewsjf`, the head-to-head on the real engine) → serve/ (operating_point.json: the
+             capacity, load and rate asked for; runs.parquet: the operating point each run achieved)
+    agreement  the serve runs replayed in the simulator with the same step-time profile of the engine
+             (`serving_steptime` as checked or recalibrated before the runs, or with `pars_agreement_calibrate`
+             one measured right after them), same arrivals and policy arguments → agreement/comparison.csv/.md
     reasoning  (gpu profile only: needs the hub and a GPU) a reasoning model's lengths on MATH-plus → PARS
              trained on them → simulator sweep with those measured lengths → reasoning/
 
@@ -46,6 +48,8 @@ logger = logging.getLogger(__name__)
 
 STAGES = ("collect", "study", "sim", "proxy", "headroom", "serve", "agreement", "reasoning")
 COST_SAMPLE = 16  # requests of each scored set timed for the rankers' scoring cost (scored_test)
+CHOICE_DRAWS = 3  # draws of the served requests (seeds after seed + CHOICE_SEED_OFFSET) the load is chosen on
+CHOICE_SEED_OFFSET = 1000  # ... never the served draw's seed
 RANKERS = ("pars", "ltr", "pointwise")  # the learned rankers that also schedule
 
 
@@ -59,6 +63,7 @@ class ParsExperiments:
         self.out = Path(out_root) if out_root is not None else results_dir() / "pars" / self.s.profile
         self.out.mkdir(parents=True, exist_ok=True)
         self._split = None
+        self._point: Any = None
 
     # ------------------------------------------------------------------ data
     def split(self):
@@ -227,17 +232,58 @@ class ParsExperiments:
                              "raise pars_proxy_pool in the profile")
         return self._sweep(self.scored_test(proxy), "sim_proxy", n=self.s.sim_proxy_n)
 
+    def serve_engine(self):
+        """The real-engine configuration of the serve stages (its policy is replaced per run)."""
+        return self.engine(max_num_seqs=self.s.serving_max_num_seqs)
+
+    def engine_profile(self) -> Any:
+        """This engine's step-time profile: `serving_steptime` checked against the engine's speed probe, and
+        recalibrated on this engine when it misses (`serving_on_mismatch`), once per engine configuration and
+        machine (llmsched.serving.capacity.engine_profile). The serve stage's capacity, EWSJF's C_prefill in it
+        and the agreement stage's replays all take this one profile."""
+        from llmsched.serving.capacity import engine_profile
+
+        return engine_profile(self.s.serving_steptime, self.serve_engine(), on_mismatch=self.s.serving_on_mismatch,
+                              quick=self.s.serving_calibration == "quick")
+
+    def _serve_draw(self, seed: int) -> list:
+        """pars_serving_n scored test prompts with ChatGPT lengths up to pars_serving_max_output_tokens, drawn with
+        `seed` (repeat_requests: a seeded permutation of them), without arrival times."""
+        pool = [r for r in self.scored_test() if r.output_tokens <= self.s.serving_max_output_tokens]
+        if len(pool) < self.s.serving_n:
+            raise ValueError(f"only {len(pool)} test prompts with <= {self.s.serving_max_output_tokens} "
+                             f"output tokens, pars_serving_n is {self.s.serving_n}; raise pars_n_test")
+        return repeat_requests(pool, self.s.serving_n, seed=seed)
+
+    def operating_point(self) -> Any:
+        """The serve stage's load and rate on this engine (llmsched.serving.capacity.OperatingPoint): rate = load ×
+        the engine's capacity for the served requests, simulated with `engine_profile()`. With several
+        pars_serving_loads, the load is chosen (capacity.choose_load) on CHOICE_DRAWS draws of the served pool kept
+        apart from the served draw (seeds seed + CHOICE_SEED_OFFSET + k): the smallest at which the simulated
+        oracle-SJF gain reaches pars_serving_target_gain. Written to serve/operating_point.json."""
+        if self._point is None:
+            from llmsched.serving.capacity import OperatingPoint, choose_load
+
+            prof, eng = self.engine_profile(), self.serve_engine()
+            loads = self.s.serving_loads
+            if len(loads) > 1:
+                draws = {self.s.seed + CHOICE_SEED_OFFSET + k: self._serve_draw(self.s.seed + CHOICE_SEED_OFFSET + k)
+                         for k in range(CHOICE_DRAWS)}
+                load, rows, rule = choose_load(draws, prof, eng, loads, self.s.serving_target_gain)
+            else:
+                load, rows, rule = loads[0], [], "the profile's one load (pars_serving_loads)"
+            self._point = OperatingPoint.at(self._serve_draw(self.s.seed), prof, eng, load, chosen_from=rows,
+                                            rule=rule)
+            self._point.write(self.out / "serve" / "operating_point.json")
+        return self._point
+
     def _serve_requests(self) -> list:
-        """The real-engine workload: the first pars_serving_n scored test prompts with ChatGPT lengths up to
-        pars_serving_max_output_tokens, Poisson arrivals at pars_serving_rate (seeded by the profile's seed)."""
+        """The real-engine workload: `_serve_draw(seed)` with Poisson arrivals (seeded by the profile's seed) at
+        the operating point's rate (load × this engine's capacity for them)."""
         from llmsched.workload import assign_arrivals, make_arrivals
 
-        pool = [r for r in self.scored_test() if r.output_tokens <= self.s.serving_max_output_tokens]
-        reqs = pool[: self.s.serving_n]
-        if len(reqs) < self.s.serving_n:
-            raise ValueError(f"only {len(reqs)} test prompts with <= {self.s.serving_max_output_tokens} "
-                             "output tokens; raise pars_n_test")
-        times = make_arrivals("poisson", len(reqs), self.s.serving_rate, seed=self.s.seed)
+        reqs = self._serve_draw(self.s.seed)
+        times = make_arrivals("poisson", len(reqs), self.operating_point().rate, seed=self.s.seed)
         return assign_arrivals(reqs, times)
 
     def serve_kv(self) -> pd.DataFrame:
@@ -273,15 +319,16 @@ class ParsExperiments:
         specs = ranker_policies(list(RANKERS), starvation_limit=self.s.starvation_limit)
         if self.s.serving_ewsjf:
             # EWSJF on the same workload: queues learned from prompt lengths the engine never serves (the training
-            # split's, as many as served), C_prefill from the engine's calibrated step-time profile (the
-            # head-to-head on the real engine)
+            # split's, as many as served), C_prefill from this engine's checked or recalibrated step-time profile
+            # (the head-to-head on the real engine)
             from llmsched.experiments.ewsjf import ewsjf_specs
+            from llmsched.serving.capacity import steptime_ref
 
             sample = [r.prompt_tokens for r in self.split().train[: len(reqs)]]
-            specs["ewsjf"] = ewsjf_specs(sample, self.s.agreement_steptime,
+            specs["ewsjf"] = ewsjf_specs(sample, steptime_ref(self.engine_profile()),
                                          self._ewsjf_max_queues)["ewsjf"]
         specs = select_policies(specs, self.s.serving_policies)
-        engine = self.engine(max_num_seqs=self.s.serving_max_num_seqs)
+        engine = self.serve_engine()
         # NOTE: each policy runs pars_serving_repeats times, interleaved, each run on a fresh engine probed for its
         # speed first: the summary is the mean over runs with intervals, ratios.parquet the paired ratios to FCFS
         return compare_policies(reqs, engine, specs, self.out / "serve", run=RunConfig(mode="replay"),
@@ -294,6 +341,7 @@ class ParsExperiments:
         import math
 
         from llmsched.records import read_run
+        from llmsched.serving.capacity import profile_state
         from llmsched.serving.experiment import list_runs
         from llmsched.sim import simulate
         from llmsched.sim.validate import comparison_table, sim_requests, write_table
@@ -305,6 +353,8 @@ class ParsExperiments:
         labels, run_dirs = list(first.index), dict(first["dir"])
         prof = self._agreement_profile()
         prov = prof.provenance()
+        point_file = root / "operating_point.json"
+        at = (f"load {json.loads(point_file.read_text())['load']:g}" if point_file.exists() else "the serve runs")
         check = prof.check.to_dict() if prof.check is not None else None
         pairs = {}
         for label in labels:
@@ -313,13 +363,14 @@ class ParsExperiments:
             limits = {k: eng[k] for k in ("max_num_seqs", "max_num_batched_tokens", "max_model_len")}
             sim = simulate(sim_requests(root, real), prof.sim_config(**limits), prof.step_time, eng["policy"],
                            policy_args=eng.get("policy_args") or {})
-            pairs[(f"{self.s.model} @ {self.s.serving_rate} req/s", label)] = (real, sim.frame)
+            pairs[(f"{self.s.model} @ {at}", label)] = (real, sim.frame)
         table = comparison_table(pairs)
         table["profile"] = prof.name
         table["profile_measured_at"] = prov["measured_at"]
         table["profile_machine"] = prov["machine"]
         table["profile_check_err"] = check["rel_error"] if check else math.nan
         table["profile_check_ok"] = check["ok"] if check else None
+        table["profile_state"] = profile_state(prof)
         # the profile against the speed probe each real run recorded just before its requests: how far the
         # calibration was from the engine's speed at the time of the very runs it is compared with
         serve_probe: dict[str, float] = {}
@@ -331,6 +382,10 @@ class ParsExperiments:
         table["serve_probe_step_err"] = [serve_probe.get(label, math.nan) for _, label in table.index]
         if self.s.agreement_calibrate:
             verdict = "measured on this machine after the serve runs"
+        elif check and check.get("recalibrated_from"):
+            verdict = (f"recalibrated on this engine before the runs: the shipped profile missed its speed probe "
+                       f"by {check['recalibrated_from']['rel_error']:+.1%}, the recalibrated one by "
+                       f"{check['rel_error']:+.1%}")
         elif check:
             verdict = (f"checked against this engine's speed probe at {check['checked_at']}: step time "
                        f"{check['rel_error']:+.1%}, {'within' if check['ok'] else 'OUTSIDE'} "
@@ -344,29 +399,31 @@ class ParsExperiments:
             "profile": prof.name, "profile_path": str(prof.path) if prof.path else None,
             "profile_measured_at": prov["measured_at"], "profile_machine": prov["machine"], "provenance": prov,
             "profile_check": check, "measured_after_the_runs": bool(self.s.agreement_calibrate),
+            "profile_state": profile_state(prof),
             "serve_probe_step_err": serve_probe, "policies": labels, "real_run": 0}, indent=2, default=str) + "\n")
         return table
 
     def _agreement_profile(self) -> Any:
-        """The step-time profile the agreement stage simulates with: with `pars_agreement_calibrate` one measured
-        on this machine now (cached under agreement/calibration/), so that the comparison tests the scheduling
-        model rather than how far the machine's speed has drifted; otherwise the shipped one, checked against
-        this engine's speed probe when it is a measured (CPU) profile (llmsched.serving.probe.ensure_profile; a
-        stale one logs a WARNING by default, and the check is recorded beside the table)."""
+        """The step-time profile the agreement stage simulates with: the one the serve stage's operating point
+        came from (`engine_profile`: checked against this engine's probe, recalibrated when stale, the check
+        recorded beside the table); with `pars_agreement_calibrate` one measured on this machine right after the
+        runs (cached under agreement/calibration/)."""
         from llmsched.sim import load_profile
 
         folder = self.out / "agreement" / "calibration"
-        eng = self.engine(max_num_seqs=self.s.serving_max_num_seqs)
+        eng = self.serve_engine()
         if not self.s.agreement_calibrate:
-            return load_profile(self.s.agreement_steptime, check_against=eng, calibration_dir=folder,
-                                on_mismatch=self.s.agreement_on_mismatch)
-        from llmsched.serving.calibrate import calibrate, default_profile_name
+            return self.engine_profile()
+        from llmsched.serving.calibrate import calibrate_runner, default_profile_name
+        from llmsched.serving.engine import EngineConfig
+        from llmsched.serving.runner import EngineRunner
 
         path = folder / f"{default_profile_name(self.s.model)}-measured.json"
         if not path.exists():
-            calibrate(self.s.model, out=path, steps_dir=folder, seed=self.s.seed, max_num_seqs=eng.max_num_seqs,
-                      max_num_batched_tokens=eng.max_num_batched_tokens, max_model_len=eng.max_model_len,
-                      kv_cache_gib=eng.kv_cache_gib)
+            # the serve runs' very engine (model, dtype, threads, limits), FCFS
+            with EngineRunner(EngineConfig.for_policy(eng, "fcfs")) as runner:
+                calibrate_runner(runner, path, steps_dir=folder, seed=self.s.seed,
+                                 quick=self.s.serving_calibration == "quick", progress=False)
         return load_profile(path)
 
     def reasoning(self) -> pd.DataFrame:

@@ -37,8 +37,8 @@ Stages:
              max(budget, max_model_len) and the budget sweep skips smaller budgets when chunked prefill is off.
   engine     (`ewsjf_protocol_engine_n` > 0) the protocol scaled down onto the real engine: uniform prompts of
              `ewsjf_protocol_engine_preset` cut from ShareGPT text, max_tokens output tokens each, constant arrivals
-             at `ewsjf_protocol_engine_rate`, FCFS / prompt-length SJF / EWSJF in interleaved repeats →
-             protocol/engine/ (ProtocolExperiments.engine_runs; the serving experiments' files)
+             at `ewsjf_protocol_engine_load` × its capacity, FCFS / prompt-length SJF / EWSJF in interleaved
+             repeats → protocol/engine/ (ProtocolExperiments.engine_runs; the serving experiments' files)
 The two simulator stages write runs.parquet (one row per run: condition, label, seed, RUN_METRICS), summary.parquet (per
 condition, label and metric: mean, ci_low, ci_high, n_seeds), gains.parquet (per condition, policy ≠ FCFS and
 GAIN_METRICS: paired by seed, mean, ci_low, ci_high) and <stage>.json with every parameter, the engine limits
@@ -314,7 +314,7 @@ def check_settings(s: EWSJFSettings) -> None:
         raise bad("protocol_rates", "positive numbers")
     if not (isinstance(s.protocol_engine_n, int) and s.protocol_engine_n >= 0):
         raise bad("protocol_engine_n", "an integer >= 0 (0: no real-engine runs)")
-    for key in ("protocol_engine_rate", "protocol_engine_repeats"):
+    for key in ("protocol_engine_load", "protocol_engine_repeats"):
         if not getattr(s, key) > 0:
             raise bad(key, "> 0")
     for key in ("protocol_presets", "protocol_sweep_preset", "protocol_engine_preset"):
@@ -474,17 +474,19 @@ class ProtocolExperiments:
 
         protocol_engine_n requests per run, prompt lengths uniform in protocol_engine_preset's range (real
         ShareGPT text cut to length, llmsched.workload.mixed), exactly protocol_max_tokens output tokens each (the
-        benchmark forces no EOS: replay mode), constant-interval arrivals at protocol_engine_rate; chunked
+        benchmark forces no EOS: replay mode), constant-interval arrivals at protocol_engine_load × the engine's
+        capacity for them (llmsched.serving.capacity; → engine/operating_point.json); chunked
         prefill on with the protocol's token budget, serving_max_num_seqs sequences; protocol_policies, each
         protocol_engine_repeats times, interleaved, every run on a fresh engine probed for its speed first.
         EWSJF learns its queues from a partition sample of the same distribution cut from other prompts (seed +
-        TUNE_SEED_OFFSET), C_prefill from the engine's calibrated profile (ewsjf_serving_steptime, checked
-        against this engine as in the serve stage). Throughput as the authors define it is `token_throughput`
-        (output tokens / first arrival → last token)."""
+        TUNE_SEED_OFFSET), C_prefill from the engine's step-time profile (serving_steptime, checked against this
+        engine and recalibrated when stale, as in the serve stage). Throughput as the authors define it is
+        `token_throughput` (output tokens / first arrival → last token)."""
         import dataclasses
 
         from llmsched.experiments.ewsjf import EWSJFExperiments
         from llmsched.models import load_model_tokenizer
+        from llmsched.serving.capacity import OperatingPoint, steptime_ref
         from llmsched.serving.engine import EngineConfig
         from llmsched.serving.experiment import compare_policies
         from llmsched.serving.runner import RunConfig
@@ -507,7 +509,6 @@ class ProtocolExperiments:
         else:
             draw = np.random.default_rng(s.seed).integers(1, s.protocol_max_tokens, size=len(reqs), endpoint=True)
             reqs = [dataclasses.replace(r, output_tokens=int(o)) for r, o in zip(reqs, draw, strict=True)]
-        reqs = assign_arrivals(reqs, make_arrivals("constant", len(reqs), s.protocol_engine_rate))
         cfg_sample = MixedConfig.preset(s.protocol_engine_preset, n=s.sample_n, distribution=s.protocol_prompts)
         sample = [float(r.prompt_tokens) for r in mixed_workload(cfg_sample, tok, [r.prompt for r in
                                                                                 records[pool:2 * pool]],
@@ -518,11 +519,15 @@ class ProtocolExperiments:
                               max_num_seqs=s.serving_max_num_seqs,
                               max_num_batched_tokens=s.protocol_max_num_batched_tokens)
         prof = EWSJFExperiments.checked_prefill_profile(s, engine, out)
-        specs = ewsjf_specs(sample, prof, s.max_queues)
+        point = OperatingPoint.at(reqs, prof, engine, s.protocol_engine_load,
+                                  rule="the profile's load (ewsjf_protocol_engine_load)")
+        point.write(out / "operating_point.json")
+        reqs = assign_arrivals(reqs, make_arrivals("constant", len(reqs), point.rate))
+        specs = ewsjf_specs(sample, steptime_ref(prof), s.max_queues)
         pols = {label: specs[label] if label in specs else PolicySpec(label) for label in s.protocol_policies}
         (out / "engine.json").write_text(json.dumps({
             "preset": s.protocol_engine_preset, "prompts": s.protocol_prompts, "range": [lo, hi],
-            "n": len(reqs), "rate": s.protocol_engine_rate, "arrivals": "constant",
+            "n": len(reqs), "load": s.protocol_engine_load, "rate": point.rate, "arrivals": "constant",
             "max_tokens": s.protocol_max_tokens, "outputs": s.protocol_outputs,
             "repeats": s.protocol_engine_repeats, "engine": dataclasses.asdict(engine),
             "partition_sample": {"n": len(sample), "seed": int(s.seed) + TUNE_SEED_OFFSET, "pool": [pool, 2 * pool]},

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -126,6 +126,9 @@ class Report:
             [v["gains"].assign(stage=stage) for stage, v in self.protocol.items()], ignore_index=True)
         self.serve_runs = self._runs(self.serve_dir)
         self.ewsjf_runs = self._runs(self.ewsjf_serve_dir)
+        # the operating point each real-engine comparison asked for (load × capacity) and what its runs achieved
+        self.serve_point = self._point(self.serve_dir)
+        self.ewsjf_point = self._point(self.ewsjf_serve_dir)
         # the protocol on the real engine (ewsjf_protocol_engine_n > 0): optional
         self.protocol_engine = self._optional_csv(f"{ew}/protocol/engine/summary.csv")
         self.protocol_engine_ratios = self._optional(f"{ew}/protocol/engine/ratios.parquet")
@@ -143,6 +146,34 @@ class Report:
         """A sweep's per-seed rows; a single-seed sweep's summary stands in for them (no interval then)."""
         t = self._optional(rel)
         return summary if t is None else t
+
+    @staticmethod
+    def _point(folder: Path) -> dict[str, Any]:
+        """A serving comparison's operating point: operating_point.json (load, capacity, rate, the step-time
+        profile's state; empty for results made before loads were relative) and, under "achieved", what its runs
+        achieved per label (llmsched.serving.experiment.achieved)."""
+        from llmsched.serving.experiment import achieved
+
+        path = folder / "operating_point.json"
+        point = json.loads(path.read_text()) if path.exists() else {}
+        return {**point, "achieved": achieved(folder)}
+
+    @staticmethod
+    def point_text(point: Mapping[str, Any], label: str = "fcfs") -> str:
+        """The operating point in words: asked (load × capacity = rate) and achieved by `label`'s runs."""
+        asked = (f"load {point['load']:g} × capacity {point['capacity']:.3g} req/s = {point['rate']:.3g} req/s "
+                 f"(step-time profile {point['profile_state']})" if "load" in point else "rate as typed")
+        a = point.get("achieved")
+        if a is None or label not in a.index:
+            return asked
+        row = a.loc[label]
+        return (f"{asked}; {label} achieved: offered {row['offered_rate']:.3g} req/s, completed "
+                f"{row['completion_rate']:.3g} req/s, {row['waited_share']:.0%} of requests waited (mean "
+                f"{row['wait_mean']:.3g} s, longest {row['wait_max']:.3g} s)")
+
+    @staticmethod
+    def point_title(point: Mapping[str, Any]) -> str:
+        return f"load {point['load']:g} ({point['rate']:.2g} req/s)" if "load" in point else "the profile's rate"
 
     @staticmethod
     def _runs(folder: Path) -> pd.DataFrame:
@@ -211,11 +242,11 @@ class Report:
             "pars_headroom_vs_load": lambda: F.headroom_vs_load(self.headroom),
             "pars_headroom_vs_length": lambda: F.headroom_vs_length(self.headroom),
             "pars_serve": lambda: F.serving_bars(self.serve, "Policies on the real engine, ShareGPT at "
-                                                 f"{self.p['pars_serving_rate']:g} req/s"),
+                                                 f"{self.point_title(self.serve_point)}"),
             "pars_serve_ratios": lambda: F.serving_ratios(self.serve_ratios, "Policies on the real engine, ShareGPT "
-                                                          f"at {self.p['pars_serving_rate']:g} req/s: FCFS / policy"),
+                                                          f"at {self.point_title(self.serve_point)}: FCFS / policy"),
             "pars_serve_cdf": lambda: F.latency_cdf(self.serve_runs, "Policies on the real engine, ShareGPT at "
-                                                    f"{self.p['pars_serving_rate']:g} req/s: per-request latency"),
+                                                    f"{self.point_title(self.serve_point)}: per-request latency"),
             "sim_vs_engine": lambda: F.agreement(self.agreement_t.set_index(["case", "policy"]),
                                                  "Simulator vs real engine on the same requests, per policy"
                                                  + (" (step times measured after the runs)" if self.agreement_meta[
@@ -226,7 +257,7 @@ class Report:
             "ewsjf_convergence": lambda: F.convergence(self.trials, self.online),
             "ewsjf_serve": lambda: F.serving_bars(self.ewsjf_serve, "EWSJF vs FCFS and prompt-length SJF on the real "
                                                   f"engine, 100-2000-token prompts at "
-                                                  f"{self.p['ewsjf_serving_rate']:g} req/s", {
+                                                  f"{self.point_title(self.ewsjf_point)}", {
                                                       "ttft_short_mean": "mean TTFT, short (s)",
                                                       "ttft_long_mean": "mean TTFT, long (s)",
                                                       "e2e_mean": "mean E2E (s)",
@@ -236,7 +267,7 @@ class Report:
                                                            self.protocol["sweeps"]["summary"]),
             "ewsjf_serve_ratios": lambda: F.serving_ratios(self.ewsjf_serve_ratios, "EWSJF on the real engine, "
                                                            "100-2000-token prompts at "
-                                                           f"{self.p['ewsjf_serving_rate']:g} req/s: FCFS / policy"),
+                                                           f"{self.point_title(self.ewsjf_point)}: FCFS / policy"),
             "headtohead": lambda: F.head_to_head(self.h2h),
             "overheads": lambda: F.overheads(self.costs, self.ranker_ms),
         }
@@ -293,6 +324,7 @@ class Report:
             "pars_serve": _with_ci(self.serve.reset_index(names="label"), ["label", "n_ok"], lat),
             "pars_serve_ratios": self.serve_ratios,
             "pars_serve_runs": self._run_table(self.serve_dir),
+            "pars_serve_operating": self._point_table(self.serve_point),
             "sim_vs_engine": self.agreement_t,
             "ewsjf_partitions": self.queues,
             "ewsjf_sim": _with_ci(self.ewsjf_sim, ["preset", "label", "load", "rate"], [*ew, "ttft_mean"]),
@@ -300,6 +332,7 @@ class Report:
                                     [c for c in ew if c != "utilisation"]),
             "ewsjf_serve_ratios": self.ewsjf_serve_ratios,
             "ewsjf_serve_runs": self._run_table(self.ewsjf_serve_dir),
+            "ewsjf_serve_operating": self._point_table(self.ewsjf_point),
             "ewsjf_tuning": self.trials,
             "ewsjf_online": self.online,
             "ewsjf_online_vs_fixed": self.online_summary[["label", "load", *ew]],
@@ -321,6 +354,13 @@ class Report:
         for name, frame in t.items():
             self._save_table(name, frame)
         return t
+
+    @staticmethod
+    def _point_table(point: Mapping[str, Any]) -> pd.DataFrame:
+        """One row per label: the load, capacity and rate asked for, and the operating point its runs achieved
+        (mean over runs), with the engine's prefill and decode rates from each run's speed probe."""
+        asked = {k: point[k] for k in ("load", "capacity", "rate", "profile", "profile_state") if k in point}
+        return point["achieved"].reset_index(names="label").assign(**asked)
 
     @staticmethod
     def _run_table(folder: Path) -> pd.DataFrame:

@@ -3,7 +3,8 @@
 A profile (artifact/profiles/<name>.yaml, or a notebook's parameters cell) is one flat dict; each driver reads
 the keys of its own prefix plus the shared keys:
 
-    shared     profile, model, seed, serving_max_num_seqs
+    shared     profile, model, seed, serving_max_num_seqs, serving_steptime, serving_on_mismatch,
+               serving_calibration (the real engine's step-time profile: llmsched.serving.capacity)
     pars_*     PARSSettings   (llmsched.experiments.pars)
     ewsjf_*    EWSJFSettings  (llmsched.experiments.ewsjf)
     h2h_*      HeadToHeadSettings (llmsched.experiments.headtohead; it also reads the pars_ and ewsjf_ settings)
@@ -27,7 +28,10 @@ from llmsched.policies.ewsjf.partition import DEFAULT_MAX_QUEUES
 
 S = TypeVar("S", bound="_Settings")
 
-SHARED = ("profile", "model", "seed", "serving_max_num_seqs")
+SHARED = ("profile", "model", "seed", "serving_max_num_seqs", "serving_steptime", "serving_on_mismatch",
+          "serving_calibration")
+ON_MISMATCH = ("warn", "error", "recalibrate")  # what a stale measured step-time profile triggers (serving.probe)
+CALIBRATIONS = ("full", "quick")  # the calibration plan a recalibration runs (llmsched.serving.calibrate)
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,12 @@ class _Settings:
     model: str = "tiny"  # serving model: a prepared name (tiny, gemma), a folder or a hub id
     seed: int = 0  # every draw (prompt split, arrivals, training) is seeded from this
     serving_max_num_seqs: int = 16  # real engine: concurrent sequences
+    serving_steptime: str = "cpu-gemma-3-270m"  # the real engine's step-time profile (a name or path): checked
+    # against this engine's speed probe; behind every real-engine operating point, EWSJF's C_prefill there and the
+    # simulator's replays of the runs (llmsched.serving.capacity.engine_profile)
+    serving_on_mismatch: str = "recalibrate"  # that profile off the probe by > 10 %: recalibrate on this engine
+    # (once per engine configuration) | warn (keep it; the claims resting on it are not judged) | error
+    serving_calibration: str = "full"  # the recalibration's plan: full (minutes) | quick (a handful of steps: tests)
 
     @classmethod
     def from_params(cls: type[S], params: Mapping[str, Any]) -> S:
@@ -64,6 +74,8 @@ class _Settings:
                 object.__setattr__(self, f.name, tuple(v))
         if self.serving_max_num_seqs < 1:
             raise ValueError(f"serving_max_num_seqs must be >= 1, got {self.serving_max_num_seqs!r}")
+        _one_of(self, "serving_on_mismatch", ON_MISMATCH)
+        _one_of(self, "serving_calibration", CALIBRATIONS)
 
 
 def _positive(obj: Any, *names: str) -> None:
@@ -73,13 +85,11 @@ def _positive(obj: Any, *names: str) -> None:
             raise ValueError(f"{obj.prefix}{n} must be > 0, got {v!r}")
 
 
-ON_MISMATCH = ("warn", "error", "recalibrate")  # what a stale measured step-time profile triggers (serving.probe)
-
-
 def _one_of(obj: Any, name: str, valid: tuple[str, ...]) -> None:
     v = getattr(obj, name)
     if v not in valid:
-        raise ValueError(f"{obj.prefix}{name} must be one of {', '.join(valid)}, got {v!r}")
+        where = "" if name in SHARED else obj.prefix
+        raise ValueError(f"{where}{name} must be one of {', '.join(valid)}, got {v!r}")
 
 
 def _seed_count(obj: Any, name: str) -> None:
@@ -125,15 +135,17 @@ class PARSSettings(_Settings):
     sim_loads: tuple[float, ...] = (0.5, 2.0)  # request rate / saturation throughput
     sim_seeds: int = 5  # seeds of the simulator sweeps (seed, seed + 1, ...): workload draw and arrivals each
     serving_n: int = 10  # real engine: ShareGPT test requests ...
-    serving_rate: float = 20.0  # ... Poisson arrivals at this rate (req/s) ...
+    serving_loads: tuple[float, ...] = (2.0,)  # ... Poisson arrivals at load x the engine's capacity for them
+    # (llmsched.serving.capacity); several: the smallest whose simulated oracle-SJF gain reaches serving_target_gain
+    # on draws kept apart from the served one ...
+    serving_target_gain: float = 1.5  # ... (FCFS / oracle SJF normalized latency, simulated with this engine's
+    # step-time profile)
     serving_max_output_tokens: int = 256  # ... whose ChatGPT response is at most this long
     serving_policies: tuple[str, ...] | None = None  # labels served (None: all)
     serving_repeats: int = 1  # runs per policy, interleaved (A B C A B C ...): intervals need >= 2
     serving_ewsjf: bool = False  # EWSJF on the same workload (the head-to-head on the real engine)
-    agreement_steptime: str = "cpu-gemma-3-270m"  # step-time profile the simulator replays the serve runs with
-    agreement_calibrate: bool = False  # instead, measure this engine's step times right after the runs
-    agreement_on_mismatch: str = "warn"  # shipped CPU profile off this engine's speed probe by > 10 %: warn | error |
-    # recalibrate (a CPU step-time profile holds only on the machine state that measured it)
+    agreement_calibrate: bool = False  # the simulator replays the serve runs with serving_steptime as checked (or
+    # recalibrated) before them; True: with step times measured on this engine right after the runs
     reasoning_model: str = ""  # reasoning stage: a reasoning model (hub id or path); empty: off
     reasoning_dataset: str = "math-plus"  # ... the dataset of its prompts (llmsched.workload.hf_datasets)
     reasoning_n: int = 2000  # ... prompts it answers
@@ -161,7 +173,7 @@ class PARSSettings(_Settings):
         _seed_count(self, "sim_seeds")
         super().__post_init__()
         _positive(self, "n_train", "n_test", "max_prompt_tokens", "collect_samples", "collect_max_tokens",
-                  "collect_max_num_seqs", "sim_n", "serving_n", "serving_rate", "serving_max_output_tokens",
+                  "collect_max_num_seqs", "sim_n", "serving_n", "serving_target_gain", "serving_max_output_tokens",
                   "serving_repeats")
         if self.partner_seeds is not None and not 1 <= self.partner_seeds <= len(self.seeds):
             raise ValueError(f"pars_partner_seeds must be None (every seed) or 1..{len(self.seeds)} (of pars_seeds), "
@@ -173,7 +185,10 @@ class PARSSettings(_Settings):
                              f"{self.proxy_pool}, {self.collect_train}, {self.collect_test}")
         if not self.sim_loads or any(not x > 0 for x in self.sim_loads):
             raise ValueError(f"pars_sim_loads must be positive numbers, got {self.sim_loads!r}")
-        _one_of(self, "agreement_on_mismatch", ON_MISMATCH)
+        if not self.serving_loads or any(isinstance(x, bool) or not isinstance(x, int | float) or not x > 0
+                                         for x in self.serving_loads):
+            raise ValueError(f"pars_serving_loads must be positive multiples of the engine's capacity, got "
+                             f"{self.serving_loads!r}")
         check_headroom(self)
         _positive(self, "kv_load", "kv_n", "kv_serving_block_size")
         if self.kv_serving_blocks < 0:
@@ -203,11 +218,8 @@ class EWSJFSettings(_Settings):
     tune_trials: int = 3  # TPE trials (the study resumes from its sqlite file)
     tune_noise_seeds: int = 3  # further tuning-workload draws re-evaluating the defaults and the tuned parameters
     online_every_s: float = 2.0  # online tuner: re-tune every this many seconds of engine time
-    serving_steptime: str = "cpu-gemma-3-270m"  # C_prefill on the real engine (calibrated CPU profile)
-    serving_on_mismatch: str = "warn"  # that profile off the serve engine's speed probe by > 10 %: warn | error |
-    # recalibrate
     serving_n: int = 12  # real engine: requests of the 100-2000 mix cut from ShareGPT text ...
-    serving_rate: float = 20.0  # ... at this rate (req/s)
+    serving_load: float = 2.0  # ... Poisson arrivals at this multiple of the engine's capacity for them
     serving_policies: tuple[str, ...] | None = None  # labels served (None: all)
     serving_repeats: int = 1  # runs per policy, interleaved (A B C A B C ...): intervals need >= 2
 
@@ -236,17 +248,16 @@ class EWSJFSettings(_Settings):
     # the protocol scaled down onto the real engine (ProtocolExperiments.engine_runs): requests per run (0: off) ...
     protocol_engine_n: int = 0
     protocol_engine_preset: str = "100-2000"  # ... prompt lengths uniform in this range, cut from ShareGPT text ...
-    protocol_engine_rate: float = 2.0  # ... constant-interval arrivals (req/s) ...
+    protocol_engine_load: float = 2.0  # ... constant-interval arrivals at this multiple of the engine's capacity
     protocol_engine_repeats: int = 3  # ... interleaved runs per policy (protocol_policies)
 
     def __post_init__(self) -> None:
         _seed_count(self, "sim_seeds")
         super().__post_init__()
         _positive(self, "max_queues", "sample_n", "sim_n", "tune_load", "tune_n", "tune_trials", "tune_noise_seeds",
-                  "online_every_s", "serving_n", "serving_rate", "serving_repeats")
+                  "online_every_s", "serving_n", "serving_load", "serving_repeats")
         if not self.sim_loads or any(not x > 0 for x in self.sim_loads):
             raise ValueError(f"ewsjf_sim_loads must be positive numbers, got {self.sim_loads!r}")
-        _one_of(self, "serving_on_mismatch", ON_MISMATCH)
 
 
 @dataclass(frozen=True)

@@ -201,7 +201,8 @@ def default_profile_name(model: str) -> str:
 
 def calibrate(model: str = "gemma", out: str | Path | None = None, *, steps_dir: str | Path | None = None,
               seed: int = 0, quick: bool = False, max_num_seqs: int = 16, max_num_batched_tokens: int = 2048,
-              max_model_len: int = 2048, kv_cache_gib: int = 2, progress: bool = True) -> tuple[Path, dict]:
+              max_model_len: int = 2048, kv_cache_gib: int = 2, progress: bool = True,
+              dtype: str = "machine") -> tuple[Path, dict]:
     """Measure the engine over the calibration plan, fit, write the profile JSON (and steps.parquet under
     `steps_dir`, default results/calibration/<profile name>/). Returns (profile path, profile dict)."""
     from llmsched.serving.engine import EngineConfig
@@ -209,7 +210,7 @@ def calibrate(model: str = "gemma", out: str | Path | None = None, *, steps_dir:
 
     cfg = EngineConfig(model=model, policy="fcfs", max_num_seqs=max_num_seqs,
                        max_num_batched_tokens=max_num_batched_tokens, max_model_len=max_model_len,
-                       kv_cache_gib=kv_cache_gib)
+                       kv_cache_gib=kv_cache_gib, dtype=dtype)
     t_start = time.monotonic()
     with EngineRunner(cfg) as runner:
         if progress:
@@ -305,13 +306,15 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--max-num-batched-tokens", type=int, default=2048)
     ap.add_argument("--max-model-len", type=int, default=2048)
     ap.add_argument("--kv-cache-gib", type=int, default=2)
+    ap.add_argument("--dtype", default="machine", help="engine dtype (default: follow this machine's CPU, as the "
+                    "pipeline's engines do; float32, bfloat16, auto)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     for k, v in {"HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}.items():
         os.environ.setdefault(k, v)
     path, data = calibrate(args.model, args.out, steps_dir=args.steps_dir, seed=args.seed, quick=args.quick,
                            max_num_seqs=args.max_num_seqs, max_num_batched_tokens=args.max_num_batched_tokens,
-                           max_model_len=args.max_model_len, kv_cache_gib=args.kv_cache_gib)
+                           max_model_len=args.max_model_len, kv_cache_gib=args.kv_cache_gib, dtype=args.dtype)
     print(report(data))
     meta = data["calibration"]
     print(f"wrote {path} (engine run {meta['engine_run_s']} s, total {meta['total_s']} s)")

@@ -14,7 +14,9 @@ before the requests. Files under out_root:
                                       runner's), run.json (order position, start time, probe numbers, wall
                                       times), run_key.json (written last: the run is complete)
     runs.parquet                      one row per run, in the order they were scheduled: RUN_COLUMNS, the
-                                      probe's numbers and the run's summary metrics
+                                      probe's numbers, the run's summary metrics and the operating point it
+                                      achieved (llmsched.analysis.metrics.operating_point: offered and
+                                      completion rate, how many requests waited and for how long)
     summary.csv / summary.md          one row per label: point estimates = mean over runs of each run's metric,
                                       n_runs, <metric>_ci_low / _ci_high (llmsched.analysis.metrics.compare_repeats)
     ratios.parquet / ratios.md        each label's mean-over-requests metrics against the baseline (FCFS): the
@@ -42,10 +44,12 @@ import pandas as pd
 from llmsched.analysis.intervals import fmt_interval
 from llmsched.analysis.metrics import (
     COUNT_COLUMNS,
+    OPERATING_COLUMNS,
     RATIO_COLUMNS,
     SLO,
     RequestGroups,
     compare_repeats,
+    operating_point,
     paired_ratios,
     run_summary,
 )
@@ -104,6 +108,14 @@ def _workload_hash(requests: list[Request]) -> str:
 RUN_COLUMNS = ["label", "run", "order", "started_unix", "engine_startup_s", "run_wall_s"]
 RUNS_FILE, RATIOS_FILE, RUN_INFO, RUN_MARKER = "runs.parquet", "ratios.parquet", "run.json", "run_key.json"
 PROBE_SEED = 0  # every run's probe does the same work
+
+
+def achieved(out_root: str | Path) -> pd.DataFrame:
+    """The operating point each label's runs achieved (runs.parquet's OPERATING_COLUMNS, mean over runs), with
+    the probe's prefill and decode rates beside them: one row per label."""
+    runs = list_runs(out_root)
+    cols = [c for c in (*OPERATING_COLUMNS, "probe_prefill_tok_s", "probe_decode_tok_s") if c in runs.columns]
+    return runs.groupby("label", sort=False)[cols].mean().assign(n_runs=runs.groupby("label", sort=False).size())
 
 
 def run_dir(out_root: str | Path, label: str, run: int) -> Path:
@@ -180,7 +192,8 @@ def compare_policies(
             (folder / RUN_INFO).write_text(json.dumps(info, indent=2) + "\n")
             marker.write_text(json.dumps(key, indent=2, default=str) + "\n")
         frames[label].append(df)
-        rows.append({**info, "label": label, "run": k, "order": order, **run_summary(df, slo, groups)})
+        rows.append({**info, "label": label, "run": k, "order": order, **run_summary(df, slo, groups),
+                     **operating_point(df)})
     runs_table = pd.DataFrame(rows)
     runs_table = runs_table[[*RUN_COLUMNS, *[c for c in runs_table.columns if c not in RUN_COLUMNS]]]
     runs_table.to_parquet(out / RUNS_FILE, index=False)

@@ -212,7 +212,7 @@ def recalibrate_command(config: Any, out: str | Path | None = None) -> str:
     parts = ["python -m llmsched.serving.calibrate", f"--model {config.model}"]
     if out is not None:
         parts.append(f"--out {out}")
-    for name in ("max_num_seqs", "max_num_batched_tokens", "max_model_len"):
+    for name in ("max_num_seqs", "max_num_batched_tokens", "max_model_len", "dtype"):
         if getattr(config, name) != getattr(default, name):
             parts.append(f"--{name.replace('_', '-')} {getattr(config, name)}")
     return " ".join(parts)
