@@ -180,7 +180,7 @@ def test_the_protocol_on_the_real_engine(tmp_path) -> None:
     max_tokens output tokens, arrivals are evenly spaced, each policy runs on the same requests, and the summary
     carries the authors' throughput with the paired ratios to FCFS."""
     params = with_settings({**TEST_PARAMS, "model": "tiny", "serving_steptime": "cpu-gemma-3-270m",
-                            "serving_calibration": "quick", "serving_max_num_seqs": 4}, engine_n=6, engine_load=2.0,
+                            "serving_max_num_seqs": 4}, engine_n=6, engine_load=2.0,
                            engine_repeats=1,
                            max_tokens=12, engine_preset="100-2000")
     exp = ProtocolExperiments(params, out_root=tmp_path)

@@ -38,7 +38,7 @@ logger = logging.getLogger(__name__)
 
 STATES = ("checked", "recalibrated", "stale", "unchecked")  # profile_state values
 LIMIT_KEYS = ("max_num_seqs", "max_num_batched_tokens", "max_model_len")
-_MEMO: dict[tuple[str, str, str, float, bool], Profile] = {}
+_MEMO: dict[tuple[str, str, str, float, bool, str], Profile] = {}
 
 
 def profile_state(prof: Profile) -> str:
@@ -92,7 +92,7 @@ def engine_profile(shipped: str | Path, config: EngineConfig, *, on_mismatch: st
     if not prof.measured:
         return prof
     key = engine_key(config)
-    memo = (str(shipped), key, on_mismatch, float(tolerance), bool(quick))
+    memo = (str(shipped), key, on_mismatch, float(tolerance), bool(quick), str(root))
     if memo in _MEMO:
         return _MEMO[memo]
     folder = Path(root) if root is not None else results_dir() / "calibration" / key
