@@ -78,7 +78,7 @@ def test_smoke_profile_runs_every_notebook_and_writes_every_figure_and_table(smo
     claims = pd.read_csv(tmp_path / "tables" / "smoke" / "claims.csv")
     assert len(claims) >= 15 and claims.ours.notna().all() and claims.rule.notna().all()
     kinds = ("reproduced", "partly", "not reproduced", "not run here", "measured", "tie", "undecided",
-             "not testable in this setting", "not decidable", "no significant gain")
+             "not testable in this setting", "not decidable", "no significant gain", "not judged")
     assert all(v.startswith(kinds) for v in claims.verdict), set(claims.verdict)
     assert claims.operating_point.notna().all() and claims.interval.notna().all()
     assert (ROOT / "README.md").read_text() == readme  # only the cpu profile writes the README's claims
