@@ -23,6 +23,7 @@ from llmsched.serving.engine import EngineConfig
 from llmsched.steptime.profiles import load_profile
 
 SHIPPED = "cpu-gemma-3-270m"
+TOL = 0.3  # the probe's tolerance here: the tiny engine's 2 ms steps vary by more than the default 10 %
 
 
 def _requests(seed: int, n: int = 40) -> list:
@@ -110,13 +111,14 @@ def test_a_machine_faster_than_its_profile_recalibrates_and_still_queues(tiny_mo
 
     eng = EngineConfig(model=tiny_model, max_num_seqs=4, max_model_len=512)
     # the tiny engine's own profile (Gemma's misses it: recalibrated), then that profile made 4x slow
-    own = engine_profile(SHIPPED, eng, root=tmp_path / "own")
+    own = engine_profile(SHIPPED, eng, root=tmp_path / "own", tolerance=TOL)
     assert profile_state(own) == "recalibrated" and own.check.recalibrated_from["same_model"] is False
     slow = _scaled(own, 4.0, tmp_path / "cpu-tiny-slow.json")
 
-    fresh = engine_profile(slow, eng, root=tmp_path / "fresh")  # the default: recalibrate
+    fresh = engine_profile(slow, eng, root=tmp_path / "fresh", tolerance=TOL)  # the default: recalibrate
     assert profile_state(fresh) == "recalibrated"
     assert fresh.check.recalibrated_from["rel_error"] > 1.0  # the stale one predicted steps > 2x too long
+    assert abs(fresh.check.rel_error) < 0.5  # the recalibrated one: near the probe
     assert json.loads((tmp_path / "fresh" / "check.json").read_text())["state"] == "recalibrated"
 
     reqs = [r for r in random_workload(7, n=24, max_prompt=200, max_output=60, prompt="hello there " * 8)]
@@ -137,7 +139,7 @@ def test_a_machine_faster_than_its_profile_recalibrates_and_still_queues(tiny_mo
     stale_err = summarize(stale_sim)["e2e_mean"] / summarize(real)["e2e_mean"] - 1
     assert abs(err) < 0.5 and abs(err) < abs(stale_err) / 2
 
-    kept = engine_profile(slow, eng, on_mismatch="warn", root=tmp_path / "kept")  # recalibration off
+    kept = engine_profile(slow, eng, on_mismatch="warn", root=tmp_path / "kept", tolerance=TOL)  # no recalibration
     assert profile_state(kept) == "stale" and not OperatingPoint.at(reqs, kept, eng, 3.0).judged
     assert engine_verdict(REPRODUCED, profile_state(kept), 1.0)[0] == STALE_PROFILE
     assert np.isfinite(kept.check.rel_error)

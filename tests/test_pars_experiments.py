@@ -117,6 +117,18 @@ def test_stages_write_their_tables(smoke):
     assert (agreement.n_sim == agreement.n_real).all()
     assert agreement.e2e_mean_sim.gt(0).all() and agreement.e2e_mean_err.notna().all()
     assert (exp.out / "agreement" / "comparison.md").stat().st_size > 0
+    steps_err = json.loads((exp.out / "agreement" / "agreement.json").read_text())["step_time_err"]
+    assert set(steps_err) == set(served.index) and all("all" in v for v in steps_err.values())
+
+    # the model answering naturally: free mode, PARS trained on its own lengths beside ChatGPT's, oracle by medians
+    own = exp.serve_own()
+    assert sorted(own.index) == ["fcfs", "oracle-sjf", "pars", "pars-own"] and (own.n_ok == 10).all()
+    run_cfg = json.loads((exp.out / "serve_own" / "pars-own" / "run-0" / "config.json").read_text())
+    assert run_cfg["run"]["mode"] == "free" and run_cfg["engine"]["policy_args"]["score_key"] == "score_pars-own"
+    wl = pd.read_parquet(exp.out / "serve_own" / "workload.parquet")
+    medians = exp.lengths_table().set_index("request_id")["model_tokens"]
+    ids = wl.request_id.str.split("~").str[0]  # repeat_requests' ids: <id>~<cycle>
+    assert (wl.output_tokens.to_numpy() == medians.loc[ids].round().astype(int).to_numpy()).all()
 
     table = exp.lengths_table()
     assert len(table) == 40 and set(table.split) == {"train", "test"}

@@ -22,6 +22,11 @@ Stages (inputs → outputs under results/pars/<profile>/):
     agreement  the serve runs replayed in the simulator with the same step-time profile of the engine
              (`serving_steptime` as checked or recalibrated before the runs, or with `pars_agreement_calibrate`
              one measured right after them), same arrivals and policy arguments → agreement/comparison.csv/.md
+    serve_own  (`pars_serving_own`) the real engine answering naturally: the serving model's test prompts in its
+             chat template, sampled as when its lengths were collected, stopping at EOS (free mode), scheduled by
+             PARS trained on its own lengths ("pars-own") and on ChatGPT's ("pars"), FCFS, and oracle SJF ordering
+             by the median of the model's collected samples (its best knowledge of a length it samples anew);
+             same load as serve → serve_own/
     reasoning  (gpu profile only: needs the hub and a GPU) a reasoning model's lengths on MATH-plus → PARS
              trained on them → simulator sweep with those measured lengths → reasoning/
 
@@ -46,7 +51,7 @@ from llmsched.workload import repeat_requests
 
 logger = logging.getLogger(__name__)
 
-STAGES = ("collect", "study", "sim", "proxy", "headroom", "serve", "agreement", "reasoning")
+STAGES = ("collect", "study", "sim", "proxy", "headroom", "serve", "agreement", "serve_own", "reasoning")
 COST_SAMPLE = 16  # requests of each scored set timed for the rankers' scoring cost (scored_test)
 CHOICE_DRAWS = 3  # draws of the served requests (seeds after seed + CHOICE_SEED_OFFSET) the load is chosen on
 CHOICE_SEED_OFFSET = 1000  # ... never the served draw's seed
@@ -112,16 +117,21 @@ class ParsExperiments:
                                **overrides})
 
     # ------------------------------------------------------------------ stages
-    def collect(self) -> pd.DataFrame:
-        from llmsched.serving.lengths import LengthSampling, collect_lengths
+    def sampling(self) -> Any:
+        """How the serving model answers when its lengths are collected (llmsched.serving.lengths.LengthSampling
+        from pars_collect_*): also how it answers in the natural-answer runs (serve_own)."""
+        from llmsched.serving.lengths import LengthSampling
 
-        reqs = self.split().collection_set(self.s.collect_train, self.s.collect_test)
-        extra = dict(self.s.collect_sampling)
+        extra: dict[str, Any] = dict(self.s.collect_sampling)
         if "stop" in extra:
             extra["stop"] = tuple(extra["stop"])
-        sampling = LengthSampling(max_tokens=self.s.collect_max_tokens,
-                                  n_samples=self.s.collect_samples, **extra)
-        return collect_lengths(reqs, self.engine(max_num_seqs=self.s.collect_max_num_seqs), sampling)
+        return LengthSampling(max_tokens=self.s.collect_max_tokens, n_samples=self.s.collect_samples, **extra)
+
+    def collect(self) -> pd.DataFrame:
+        from llmsched.serving.lengths import collect_lengths
+
+        reqs = self.split().collection_set(self.s.collect_train, self.s.collect_test)
+        return collect_lengths(reqs, self.engine(max_num_seqs=self.s.collect_max_num_seqs), self.sampling())
 
     def lengths_table(self) -> pd.DataFrame:
         """One row per collected prompt: split, prompt tokens, ChatGPT's length, the serving model's median length
@@ -167,6 +177,23 @@ class ParsExperiments:
         prompts = [r.prompt for r in split.train]
         lengths = np.array([r.output_tokens for r in split.train], dtype=float)
         return {m: train_cached(cfg.train_config(m), prompts, lengths) for m in RANKERS}
+
+    def own_ranker(self) -> Any:
+        """PARS trained on the serving model's own lengths (the median of its samples on the collected training
+        prompts): the study's checkpoint, trained if missing. ValueError when the profile collected none."""
+        import numpy as np
+
+        from llmsched.predictors.ranker import train_cached
+        from llmsched.predictors.study import StudyConfig, target_lengths_by_id
+
+        by_id, _ = target_lengths_by_id(self.collect())
+        kept = [r for r in self.split().train if r.request_id in by_id]
+        if len(kept) < 10:
+            raise ValueError(f"PARS on {self.s.model}'s own lengths needs >= 10 collected training prompts, the "
+                             f"profile has {len(kept)}: raise pars_collect_train")
+        cfg = StudyConfig(train=dict(self.s.train))
+        return train_cached(cfg.train_config("pars"), [r.prompt for r in kept],
+                            np.array([by_id[r.request_id] for r in kept], dtype=float))
 
     def scored_test(self, requests=None):
         """Test prompts (or `requests`) with every ranker's score, cached as a workload file."""
@@ -330,8 +357,59 @@ class ParsExperiments:
         specs = select_policies(specs, self.s.serving_policies)
         engine = self.serve_engine()
         # NOTE: each policy runs pars_serving_repeats times, interleaved, each run on a fresh engine probed for its
-        # speed first: the summary is the mean over runs with intervals, ratios.parquet the paired ratios to FCFS
-        return compare_policies(reqs, engine, specs, self.out / "serve", run=RunConfig(mode="replay"),
+        # speed first: the summary is the mean over runs with intervals, ratios.parquet the paired ratios to FCFS.
+        # Every engine step is recorded (steps.parquet per run): the agreement stage checks the step-time model on
+        # the very steps of the runs it replays
+        return compare_policies(reqs, engine, specs, self.out / "serve",
+                                run=RunConfig(mode="replay", record_steps=True), repeats=self.s.serving_repeats)
+
+    def serve_own(self) -> pd.DataFrame:
+        """The serving model answering naturally on the real engine (`serve_own` in the module docstring):
+        pars_serving_n collected test prompts in its chat template, scored by PARS trained on its own lengths and on
+        ChatGPT's, free-mode sampling as in the collection (its max_tokens, temperature, top-p), Poisson arrivals at
+        the serve stage's load × this engine's capacity for them (capacity simulated with the median lengths) →
+        serve_own/ (compare_policies' files, operating_point.json)."""
+        import dataclasses
+
+        from llmsched.models import load_model_tokenizer
+        from llmsched.predictors.scheduling import score_workload
+        from llmsched.predictors.study import target_lengths_by_id
+        from llmsched.serving.capacity import OperatingPoint
+        from llmsched.serving.experiment import compare_policies
+        from llmsched.serving.lengths import _chat_formatter
+        from llmsched.workload import assign_arrivals, make_arrivals
+        from llmsched.workload.tokens import count_tokens
+
+        if not self.s.serving_own:
+            raise ValueError("pars_serving_own is false: the natural-answer runs are off in this profile")
+        by_id, _ = target_lengths_by_id(self.collect())
+        pool = [dataclasses.replace(r, output_tokens=int(round(by_id[r.request_id])))
+                for r in self.split().test if r.request_id in by_id]
+        if len(pool) < self.s.serving_n:
+            raise ValueError(f"only {len(pool)} test prompts with {self.s.model} lengths, pars_serving_n is "
+                             f"{self.s.serving_n}: raise pars_collect_test")
+        reqs = repeat_requests(pool, self.s.serving_n, seed=self.s.seed)
+        rankers = self.rankers()
+        reqs, _ = score_workload(reqs, {"pars": rankers["pars"], "pars-own": self.own_ranker()})
+        engine = self.serve_engine()
+        # NOTE: scored on the raw prompt (as the rankers were trained), served as the lengths were collected: in
+        # the model's chat template (pars_collect_sampling chat) or the collection's prompt template
+        sampling = self.sampling()
+        fmt = _chat_formatter(engine) if sampling.chat else (lambda text: sampling.template.format(prompt=text))
+        texts = [fmt(r.prompt) for r in reqs]
+        counts = count_tokens(load_model_tokenizer(self.s.model), texts, add_special_tokens=True)
+        reqs = [dataclasses.replace(r, prompt=t, prompt_tokens=int(n)) for r, t, n in zip(reqs, texts, counts,
+                                                                                          strict=True)]
+        point = OperatingPoint.at(reqs, self.engine_profile(), engine, self.operating_point().load,
+                                  rule="the serve stage's load")
+        point.write(self.out / "serve_own" / "operating_point.json")
+        reqs = assign_arrivals(reqs, make_arrivals("poisson", len(reqs), point.rate, seed=self.s.seed))
+        specs = {"fcfs": PolicySpec("fcfs", {}),
+                 "pars": PolicySpec("sjf", {"score_key": "score_pars", "starvation_limit": self.s.starvation_limit}),
+                 "pars-own": PolicySpec("sjf", {"score_key": "score_pars-own",
+                                                "starvation_limit": self.s.starvation_limit}),
+                 "oracle-sjf": PolicySpec("oracle-sjf", {})}
+        return compare_policies(reqs, engine, specs, self.out / "serve_own", run=sampling.run_config(),
                                 repeats=self.s.serving_repeats)
 
     def agreement(self) -> pd.DataFrame:
@@ -380,6 +458,8 @@ class ParsExperiments:
             serve_probe = {label: probe_error(prof, {"probe_step_ms_mean": float(ms)})["rel_error"]
                            for label, ms in first["probe_step_ms_mean"].items()}
         table["serve_probe_step_err"] = [serve_probe.get(label, math.nan) for _, label in table.index]
+        steps_err = {label: step_errors(prof, Path(run_dirs[label]) / "steps.parquet") for label in labels}
+        table["step_time_err"] = [steps_err[label].get("all", math.nan) for _, label in table.index]
         if self.s.agreement_calibrate:
             verdict = "measured on this machine after the serve runs"
         elif check and check.get("recalibrated_from"):
@@ -400,6 +480,7 @@ class ParsExperiments:
             "profile_measured_at": prov["measured_at"], "profile_machine": prov["machine"], "provenance": prov,
             "profile_check": check, "measured_after_the_runs": bool(self.s.agreement_calibrate),
             "profile_state": profile_state(prof),
+            "step_time_err": steps_err,
             "serve_probe_step_err": serve_probe, "policies": labels, "real_run": 0}, indent=2, default=str) + "\n")
         return table
 
@@ -478,6 +559,32 @@ class ParsExperiments:
             if len(proxy) >= 10:
                 pools[PROXY] = self.scored_test(proxy)
         return run_headroom(self.s, pools, self.out / "headroom")
+
+
+def step_errors(prof: Any, steps_file: Path) -> dict[str, float]:
+    """The step-time model of `prof` on a run's recorded engine steps (steps.parquet): (predicted - measured) /
+    measured of the summed serving-loop time over the steps with a known cycle, overall ("all") and per step kind
+    (prefill, decode, mixed). Empty when the run recorded no steps or the model is not linear: where a replay's
+    error comes from the step times themselves rather than from the scheduling the simulator models."""
+    import numpy as np
+
+    from llmsched.steptime.fit import predict, step_kind
+    from llmsched.steptime.models import LinearStepTime
+
+    if not steps_file.exists() or not isinstance(prof.step_time, LinearStepTime):
+        return {}
+    steps = pd.read_parquet(steps_file)
+    steps = steps[np.isfinite(steps["cycle_s"].to_numpy(float))]
+    if steps.empty:
+        return {}
+    pred, meas = predict(prof.step_time, steps), steps["cycle_s"].to_numpy(float)
+    kinds = step_kind(steps).to_numpy()
+    out = {"all": float(pred.sum() / meas.sum() - 1.0)}
+    for k in ("prefill", "decode", "mixed"):
+        m = kinds == k
+        if m.any():
+            out[k] = float(pred[m].sum() / meas[m].sum() - 1.0)
+    return out
 
 
 def _show(stage: str, result: Any) -> None:

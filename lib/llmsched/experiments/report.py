@@ -90,6 +90,8 @@ class Report:
         self.kv = pd.read_csv(kv) if kv.exists() else None  # only with pars_kv_fractions
         self.serve_kv = self._optional_csv(f"{pars}/serve_kv/summary.csv")  # only with pars_kv_serving_blocks
         self.serve_kv_ratios = self._optional(f"{pars}/serve_kv/ratios.parquet")
+        self.serve_own = self._optional_csv(f"{pars}/serve_own/summary.csv")  # only with pars_serving_own
+        self.serve_own_ratios = self._optional(f"{pars}/serve_own/ratios.parquet")
         reasoning = self.root / pars.format(p=self.profile) / "reasoning" / "summary.parquet"
         self.reasoning = pq(reasoning) if reasoning.exists() else None  # only with pars_reasoning_model
         self.serve_dir = self._need(f"{pars}/serve", 4)
@@ -321,6 +323,9 @@ class Report:
                                              ["preemptions", *lat])}
                if self.serve_kv is not None else {}),
             **({"preemption_serve_ratios": self.serve_kv_ratios} if self.serve_kv_ratios is not None else {}),
+            **({"pars_serve_own": _with_ci(self.serve_own.reset_index(names="label"), ["label", "n_ok"], lat)}
+               if self.serve_own is not None else {}),
+            **({"pars_serve_own_ratios": self.serve_own_ratios} if self.serve_own_ratios is not None else {}),
             "pars_serve": _with_ci(self.serve.reset_index(names="label"), ["label", "n_ok"], lat),
             "pars_serve_ratios": self.serve_ratios,
             "pars_serve_runs": self._run_table(self.serve_dir),

@@ -144,6 +144,7 @@ class PARSSettings(_Settings):
     serving_policies: tuple[str, ...] | None = None  # labels served (None: all)
     serving_repeats: int = 1  # runs per policy, interleaved (A B C A B C ...): intervals need >= 2
     serving_ewsjf: bool = False  # EWSJF on the same workload (the head-to-head on the real engine)
+    serving_own: bool = False  # the serving model answering naturally, PARS trained on its own lengths (serve_own)
     agreement_calibrate: bool = False  # the simulator replays the serve runs with serving_steptime as checked (or
     # recalibrated) before them; True: with step times measured on this engine right after the runs
     reasoning_model: str = ""  # reasoning stage: a reasoning model (hub id or path); empty: off

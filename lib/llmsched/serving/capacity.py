@@ -44,14 +44,15 @@ _MEMO: dict[tuple[str, str, str, float, bool, str], Profile] = {}
 def profile_state(prof: Profile) -> str:
     """How far a step-time profile can be trusted for this engine:
     checked       a measured profile within tolerance of the engine's speed probe
-    recalibrated  measured on this engine because the shipped one missed the probe
+    recalibrated  measured on this engine because the shipped one missed the probe (its own probe error is in
+                  `.check.rel_error`: a fast engine's millisecond steps can miss it by noise alone)
     stale         a measured profile that missed the probe and was kept (on_mismatch "warn")
     unchecked     an analytic profile (nothing on this machine can check it) or one never probed"""
     check = getattr(prof, "check", None)
     if check is None:
         return "unchecked"
     if check.recalibrated_from is not None:
-        return "recalibrated" if check.ok else "stale"
+        return "recalibrated"
     return "checked" if check.ok else "stale"
 
 
