@@ -91,6 +91,30 @@ def test_engine_verdicts_need_a_fresh_profile_and_a_queue() -> None:
     assert engine_verdict(REPRODUCED, None, math.nan)[0].startswith("not judged")
 
 
+def test_the_engine_dtype_and_threads_follow_the_machine(monkeypatch) -> None:
+    import dataclasses
+
+    from llmsched.serving import engine as E
+
+    assert E.machine_dtype(frozenset({"avx2", "avx512f", "avx512_bf16"}), cuda=False)[0] == "bfloat16"
+    assert E.machine_dtype(frozenset({"avx2", "amx_bf16"}), cuda=False)[0] == "bfloat16"
+    assert E.machine_dtype(frozenset({"avx2", "fma"}), cuda=False)[0] == "float32"  # bf16 emulated: 2x slower
+    assert E.machine_dtype(frozenset({"avx512_bf16"}), cuda=True)[0] == "auto"  # a GPU: the model's own
+    monkeypatch.setattr(E, "machine_dtype", lambda: ("float32", "test machine"))
+    cfg = EngineConfig(model="tiny")
+    assert cfg.dtype == "float32" and cfg.dtype_reason == "float32: test machine"  # recorded with the config
+    assert cfg.to_dict()["dtype_reason"] == "float32: test machine"
+    assert dataclasses.replace(cfg, max_num_seqs=2).dtype_reason == "float32: test machine"  # kept when unchanged
+    assert dataclasses.replace(cfg, dtype="bfloat16").dtype_reason == "bfloat16: set by the caller"
+    assert EngineConfig(model="tiny", dtype="float32").dtype_reason == "float32: set by the caller"
+    cpus = E.machine_threads()
+    assert cpus and all(part.replace("-", "").isdigit() for part in cpus.split(","))
+    assert EngineConfig(model="tiny").cpu_threads == cpus
+    assert EngineConfig(model="tiny", cpu_threads="auto").cpu_threads == "auto"
+    with pytest.raises(ValueError, match="cpu_threads"):
+        EngineConfig(model="tiny", cpu_threads="")
+
+
 # ------------------------------------------------------------------------------------------------ real engine
 def _scaled(prof, factor: float, path) -> str:
     """`prof`'s file with every step-time coefficient x factor: a profile of this engine from a slower machine."""

