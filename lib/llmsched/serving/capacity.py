@@ -198,8 +198,9 @@ def simulated_gain(requests: Sequence[Any], prof: Profile, config: EngineConfig,
 def choose_load(draws: Mapping[int, Sequence[Any]], prof: Profile, config: EngineConfig,
                 loads: Sequence[float], target_gain: float) -> tuple[float, list[dict[str, Any]], str]:
     """The smallest of `loads` at which oracle SJF's simulated normalized-latency gain over FCFS, averaged over
-    `draws` (seed -> requests: draws kept apart from the evaluated one), reaches `target_gain`; the largest
-    load when none does. Returns (load, one row per (load, draw) with capacity, rate and gain, the rule)."""
+    `draws` (seed -> requests: draws with other seeds, so other arrivals, than the evaluated one), reaches
+    `target_gain`; the largest load when none does. Returns (load, one row per (load, draw) with capacity, rate
+    and gain, the rule)."""
     if not loads or any(not x > 0 for x in loads):
         raise ValueError(f"loads must be positive multiples of capacity, got {list(loads)!r}")
     if not draws:
@@ -216,6 +217,6 @@ def choose_load(draws: Mapping[int, Sequence[Any]], prof: Profile, config: Engin
     mean = {k: sum(v) / len(v) for k, v in by_load.items()}
     chosen = next((k for k in sorted(mean) if mean[k] >= target_gain), max(mean))
     rule = (f"the smallest load of {sorted(mean)} whose simulated oracle-SJF gain over FCFS (normalized latency, "
-            f"mean over {len(draws)} draws kept apart from the evaluated one) reaches {target_gain:g}; else the "
+            f"mean over {len(draws)} draws with other seeds than the evaluated one) reaches {target_gain:g}; else the "
             f"largest")
     return chosen, rows, rule
