@@ -18,7 +18,7 @@ import pytest
 from factories import random_workload
 from llmsched.analysis.metrics import operating_point, summarize
 from llmsched.analysis.verdicts import REPRODUCED, STALE_PROFILE, engine_verdict
-from llmsched.serving.capacity import OperatingPoint, capacity, choose_load, profile_state
+from llmsched.experiments.capacity import OperatingPoint, capacity, choose_load, profile_state
 from llmsched.serving.engine import EngineConfig
 from llmsched.steptime.profiles import load_profile
 
@@ -127,7 +127,7 @@ def _scaled(prof, factor: float, path) -> str:
 
 @pytest.mark.vllm
 def test_a_machine_faster_than_its_profile_recalibrates_and_still_queues(tiny_model, tmp_path) -> None:
-    from llmsched.serving.capacity import engine_profile
+    from llmsched.experiments.capacity import engine_profile
     from llmsched.serving.experiment import compare_policies
     from llmsched.serving.runner import RunConfig
     from llmsched.sim import simulate

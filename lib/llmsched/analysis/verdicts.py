@@ -171,7 +171,7 @@ MIN_WAITED_SHARE = 0.5  # of FCFS's requests must have waited for a real-engine 
 
 def engine_verdict(verdict: str, profile_state: str | None, waited_share: float) -> tuple[str, str]:
     """(verdict, rule) for a result of the real engine, given the verdict its numbers earn, the state of the
-    step-time profile its operating point came from (llmsched.serving.capacity.profile_state) and the share of
+    step-time profile its operating point came from (llmsched.experiments.capacity.profile_state) and the share of
     FCFS's requests that waited (llmsched.analysis.metrics.operating_point, mean over runs).
 
     A stale profile (missed the engine's speed probe and kept) put the load anywhere: the result is not judged.

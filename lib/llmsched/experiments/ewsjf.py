@@ -14,7 +14,7 @@
           no bubbles) → sim/<preset>/summary.parquet + requests.parquet + sweep.json
     serve the real engine at reduced scale (the profile's model, e.g. SmolLM2-135M-Instruct on CPU): the
           100-2000 mixed workload cut from real ShareGPT text, Poisson arrivals at `ewsjf_serving_load` × the
-          engine's capacity for it (llmsched.serving.capacity), FCFS / prompt-length SJF / EWSJF / released
+          engine's capacity for it (llmsched.experiments.capacity), FCFS / prompt-length SJF / EWSJF / released
           variant, C_prefill from the engine's checked or recalibrated step-time profile, each policy
           `ewsjf_serving_repeats` times interleaved → serve/ (llmsched.serving.experiment's files, + data.json,
           operating_point.json, prefill_profile.json)
@@ -370,11 +370,11 @@ class EWSJFExperiments:
 
     @staticmethod
     def checked_prefill_profile(s: EWSJFSettings, engine: Any, folder: Path) -> Any:
-        """The step-time profile of runs on `engine` (llmsched.serving.capacity.engine_profile): serving_steptime
+        """The step-time profile of runs on `engine` (llmsched.experiments.capacity.engine_profile): serving_steptime
         checked against this engine's speed probe, recalibrated on this engine when it misses (the default), once
         per engine configuration. EWSJF's C_prefill and the runs' operating point come from it; the check is kept
         in <folder>/prefill_profile.json."""
-        from llmsched.serving.capacity import engine_profile, profile_state
+        from llmsched.experiments.capacity import engine_profile, profile_state
 
         checked = engine_profile(s.serving_steptime, engine, on_mismatch=s.serving_on_mismatch,
                                  quick=s.serving_calibration == "quick")
@@ -385,8 +385,8 @@ class EWSJFExperiments:
         return checked
 
     def serve(self) -> pd.DataFrame:
+        from llmsched.experiments.capacity import OperatingPoint, steptime_ref
         from llmsched.models import load_model_tokenizer
-        from llmsched.serving.capacity import OperatingPoint, steptime_ref
         from llmsched.serving.engine import EngineConfig
         from llmsched.serving.experiment import compare_policies
         from llmsched.serving.runner import RunConfig

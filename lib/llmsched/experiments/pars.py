@@ -16,7 +16,7 @@ Stages (inputs → outputs under results/pars/<profile>/):
              beside PARS and LTR → headroom/ (ratios.parquet: where the papers' 15.7× and 2.8× occur, if anywhere)
     serve    the real engine (the profile's model, e.g. SmolLM2-135M-Instruct on CPU) at a load relative to its
              capacity for the served requests (`pars_serving_loads` × capacity, from this engine's checked or
-             recalibrated step-time profile: llmsched.serving.capacity), FCFS / rankers / oracle (and EWSJF with
+             recalibrated step-time profile: llmsched.experiments.capacity), FCFS / rankers / oracle (and EWSJF with
              `pars_serving_ewsjf`, the head-to-head on the real engine) → serve/ (operating_point.json: the
              capacity, load and rate asked for; runs.parquet: the operating point each run achieved)
     agreement  the serve runs replayed in the simulator with the same step-time profile of the engine
@@ -69,6 +69,7 @@ class ParsExperiments:
         self.out.mkdir(parents=True, exist_ok=True)
         self._split = None
         self._point: Any = None
+        self._serve_pool: list | None = None
 
     # ------------------------------------------------------------------ data
     def split(self):
@@ -266,9 +267,9 @@ class ParsExperiments:
     def engine_profile(self) -> Any:
         """This engine's step-time profile: `serving_steptime` checked against the engine's speed probe, and
         recalibrated on this engine when it misses (`serving_on_mismatch`), once per engine configuration and
-        machine (llmsched.serving.capacity.engine_profile). The serve stage's capacity, EWSJF's C_prefill in it
+        machine (llmsched.experiments.capacity.engine_profile). The serve stage's capacity, EWSJF's C_prefill in it
         and the agreement stage's replays all take this one profile."""
-        from llmsched.serving.capacity import engine_profile
+        from llmsched.experiments.capacity import engine_profile
 
         return engine_profile(self.s.serving_steptime, self.serve_engine(), on_mismatch=self.s.serving_on_mismatch,
                               quick=self.s.serving_calibration == "quick")
@@ -276,20 +277,22 @@ class ParsExperiments:
     def _serve_draw(self, seed: int) -> list:
         """pars_serving_n scored test prompts with ChatGPT lengths up to pars_serving_max_output_tokens, drawn with
         `seed` (repeat_requests: a seeded permutation of them), without arrival times."""
-        pool = [r for r in self.scored_test() if r.output_tokens <= self.s.serving_max_output_tokens]
+        if self._serve_pool is None:
+            self._serve_pool = [r for r in self.scored_test() if r.output_tokens <= self.s.serving_max_output_tokens]
+        pool = self._serve_pool
         if len(pool) < self.s.serving_n:
             raise ValueError(f"only {len(pool)} test prompts with <= {self.s.serving_max_output_tokens} "
                              f"output tokens, pars_serving_n is {self.s.serving_n}; raise pars_n_test")
         return repeat_requests(pool, self.s.serving_n, seed=seed)
 
     def operating_point(self) -> Any:
-        """The serve stage's load and rate on this engine (llmsched.serving.capacity.OperatingPoint): rate = load ×
+        """The serve stage's load and rate on this engine (llmsched.experiments.capacity.OperatingPoint): rate = load ×
         the engine's capacity for the served requests, simulated with `engine_profile()`. With several
         pars_serving_loads, the load is chosen (capacity.choose_load) on CHOICE_DRAWS draws of the served pool kept
         apart from the served draw (seeds seed + CHOICE_SEED_OFFSET + k): the smallest at which the simulated
         oracle-SJF gain reaches pars_serving_target_gain. Written to serve/operating_point.json."""
         if self._point is None:
-            from llmsched.serving.capacity import OperatingPoint, choose_load
+            from llmsched.experiments.capacity import OperatingPoint, choose_load
 
             prof, eng = self.engine_profile(), self.serve_engine()
             loads = self.s.serving_loads
@@ -348,8 +351,8 @@ class ParsExperiments:
             # EWSJF on the same workload: queues learned from prompt lengths the engine never serves (the training
             # split's, as many as served), C_prefill from this engine's checked or recalibrated step-time profile
             # (the head-to-head on the real engine)
+            from llmsched.experiments.capacity import steptime_ref
             from llmsched.experiments.ewsjf import ewsjf_specs
-            from llmsched.serving.capacity import steptime_ref
 
             sample = [r.prompt_tokens for r in self.split().train[: len(reqs)]]
             specs["ewsjf"] = ewsjf_specs(sample, steptime_ref(self.engine_profile()),
@@ -371,10 +374,10 @@ class ParsExperiments:
         serve_own/ (compare_policies' files, operating_point.json)."""
         import dataclasses
 
+        from llmsched.experiments.capacity import OperatingPoint
         from llmsched.models import load_model_tokenizer
         from llmsched.predictors.scheduling import score_workload
         from llmsched.predictors.study import target_lengths_by_id
-        from llmsched.serving.capacity import OperatingPoint
         from llmsched.serving.experiment import compare_policies
         from llmsched.serving.lengths import _chat_formatter
         from llmsched.workload import assign_arrivals, make_arrivals
@@ -418,8 +421,8 @@ class ParsExperiments:
         on what machine it was measured, and (for a shipped profile) its check against this engine now."""
         import math
 
+        from llmsched.experiments.capacity import profile_state
         from llmsched.records import read_run
-        from llmsched.serving.capacity import profile_state
         from llmsched.serving.experiment import list_runs
         from llmsched.sim import simulate
         from llmsched.sim.validate import comparison_table, sim_requests, write_table
@@ -566,25 +569,12 @@ def step_errors(prof: Any, steps_file: Path) -> dict[str, float]:
     measured of the summed serving-loop time over the steps with a known cycle, overall ("all") and per step kind
     (prefill, decode, mixed). Empty when the run recorded no steps or the model is not linear: where a replay's
     error comes from the step times themselves rather than from the scheduling the simulator models."""
-    import numpy as np
-
-    from llmsched.steptime.fit import predict, step_kind
+    from llmsched.steptime.fit import time_errors
     from llmsched.steptime.models import LinearStepTime
 
     if not steps_file.exists() or not isinstance(prof.step_time, LinearStepTime):
         return {}
-    steps = pd.read_parquet(steps_file)
-    steps = steps[np.isfinite(steps["cycle_s"].to_numpy(float))]
-    if steps.empty:
-        return {}
-    pred, meas = predict(prof.step_time, steps), steps["cycle_s"].to_numpy(float)
-    kinds = step_kind(steps).to_numpy()
-    out = {"all": float(pred.sum() / meas.sum() - 1.0)}
-    for k in ("prefill", "decode", "mixed"):
-        m = kinds == k
-        if m.any():
-            out[k] = float(pred[m].sum() / meas[m].sum() - 1.0)
-    return out
+    return time_errors(prof.step_time, pd.read_parquet(steps_file))
 
 
 def _show(stage: str, result: Any) -> None:

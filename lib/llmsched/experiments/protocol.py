@@ -475,7 +475,7 @@ class ProtocolExperiments:
         protocol_engine_n requests per run, prompt lengths uniform in protocol_engine_preset's range (real
         ShareGPT text cut to length, llmsched.workload.mixed), exactly protocol_max_tokens output tokens each (the
         benchmark forces no EOS: replay mode), constant-interval arrivals at protocol_engine_load × the engine's
-        capacity for them (llmsched.serving.capacity; → engine/operating_point.json); chunked
+        capacity for them (llmsched.experiments.capacity; → engine/operating_point.json); chunked
         prefill on with the protocol's token budget, serving_max_num_seqs sequences; protocol_policies, each
         protocol_engine_repeats times, interleaved, every run on a fresh engine probed for its speed first.
         EWSJF learns its queues from a partition sample of the same distribution cut from other prompts (seed +
@@ -484,9 +484,9 @@ class ProtocolExperiments:
         `token_throughput` (output tokens / first arrival → last token)."""
         import dataclasses
 
+        from llmsched.experiments.capacity import OperatingPoint, steptime_ref
         from llmsched.experiments.ewsjf import EWSJFExperiments
         from llmsched.models import load_model_tokenizer
-        from llmsched.serving.capacity import OperatingPoint, steptime_ref
         from llmsched.serving.engine import EngineConfig
         from llmsched.serving.experiment import compare_policies
         from llmsched.serving.runner import RunConfig

@@ -4,7 +4,7 @@ A profile (artifact/profiles/<name>.yaml, or a notebook's parameters cell) is on
 the keys of its own prefix plus the shared keys:
 
     shared     profile, model, seed, serving_max_num_seqs, serving_steptime, serving_on_mismatch,
-               serving_calibration (the real engine's step-time profile: llmsched.serving.capacity)
+               serving_calibration (the real engine's step-time profile: llmsched.experiments.capacity)
     pars_*     PARSSettings   (llmsched.experiments.pars)
     ewsjf_*    EWSJFSettings  (llmsched.experiments.ewsjf)
     h2h_*      HeadToHeadSettings (llmsched.experiments.headtohead; it also reads the pars_ and ewsjf_ settings)
@@ -46,7 +46,7 @@ class _Settings:
     serving_max_num_seqs: int = 16  # real engine: concurrent sequences
     serving_steptime: str = "cpu-gemma-3-270m"  # the real engine's step-time profile (a name or path): checked
     # against this engine's speed probe; behind every real-engine operating point, EWSJF's C_prefill there and the
-    # simulator's replays of the runs (llmsched.serving.capacity.engine_profile)
+    # simulator's replays of the runs (llmsched.experiments.capacity.engine_profile)
     serving_on_mismatch: str = "recalibrate"  # that profile off the probe by > 10 %: recalibrate on this engine
     # (once per engine configuration) | warn (keep it; the claims resting on it are not judged) | error
     serving_calibration: str = "full"  # the recalibration's plan: full (minutes) | quick (a handful of steps: tests)
@@ -136,7 +136,7 @@ class PARSSettings(_Settings):
     sim_seeds: int = 5  # seeds of the simulator sweeps (seed, seed + 1, ...): workload draw and arrivals each
     serving_n: int = 10  # real engine: ShareGPT test requests ...
     serving_loads: tuple[float, ...] = (2.0,)  # ... Poisson arrivals at load x the engine's capacity for them
-    # (llmsched.serving.capacity); several: the smallest whose simulated oracle-SJF gain reaches serving_target_gain
+    # (llmsched.experiments.capacity); several: the smallest whose simulated oracle-SJF gain reaches serving_target_gain
     # on other draws (other seeds) than the served one ...
     serving_target_gain: float = 1.5  # ... (FCFS / oracle SJF normalized latency, simulated with this engine's
     # step-time profile)

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from llmsched.steptime.fit import predict, step_kind
+from llmsched.steptime.fit import predict, time_errors
 from llmsched.steptime.models import LinearStepTime
 from llmsched.steptime.profiles import Profile, load_profile
 
@@ -177,18 +177,14 @@ def compare_steps(profile: Profile, steps: pd.DataFrame, seconds: float, *,
                          f"({profile.step_time!r})")
     if not tolerance > 0:
         raise ValueError(f"tolerance must be > 0, got {tolerance!r}")
-    pred = predict(profile.step_time, steps)
-    cyc = np.isfinite(steps["cycle_s"].to_numpy(float))
-    if not cyc.any():
+    errors = time_errors(profile.step_time, steps)
+    if not errors:
         raise ValueError("no probe step with a known cycle: nothing to compare")
+    pred = predict(profile.step_time, steps)
     measured = steps["cycle_s"].to_numpy(float)
-    kinds = step_kind(steps).to_numpy()
-    by_kind = {}
-    for k in ("prefill", "decode", "mixed"):
-        m = cyc & (kinds == k)
-        if m.any():
-            by_kind[k] = float(pred[m].sum() / measured[m].sum() - 1.0)
-    rel = float(pred[cyc].sum() / measured[cyc].sum() - 1.0)
+    cyc = np.isfinite(measured)
+    rel = errors.pop("all")
+    by_kind = errors
     summary = probe_summary(steps, seconds)
     out_tokens = PROBE_REQUESTS * PROBE_OUTPUT_TOKENS
     prov = profile.provenance()

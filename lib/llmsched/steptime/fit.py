@@ -65,6 +65,22 @@ def predict(model: LinearStepTime, df: pd.DataFrame) -> np.ndarray:
     return design(df) @ c
 
 
+def time_errors(model: LinearStepTime, steps: pd.DataFrame) -> dict[str, float]:
+    """`model` on recorded steps: (predicted - measured) / measured of the summed cycle time over the steps with
+    a known cycle, overall ("all") and per step kind present (prefill, decode, mixed). Empty without such steps."""
+    pred, measured = predict(model, steps), steps["cycle_s"].to_numpy(float)
+    cyc = np.isfinite(measured)
+    if not cyc.any():
+        return {}
+    kinds = step_kind(steps).to_numpy()
+    out = {"all": float(pred[cyc].sum() / measured[cyc].sum() - 1.0)}
+    for k in ("prefill", "decode", "mixed"):
+        m = cyc & (kinds == k)
+        if m.any():
+            out[k] = float(pred[m].sum() / measured[m].sum() - 1.0)
+    return out
+
+
 def _nnls(x: np.ndarray, y: np.ndarray, w: np.ndarray) -> np.ndarray:
     from scipy.optimize import nnls
 

@@ -175,10 +175,6 @@ class OperatingPoint:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         Path(path).write_text(json.dumps(self.to_dict(), indent=2, default=str) + "\n")
 
-    @staticmethod
-    def read(path: str | Path) -> dict[str, Any]:
-        return json.loads(Path(path).read_text())
-
 
 def simulated_gain(requests: Sequence[Any], prof: Profile, config: EngineConfig, rate: float, seed: int,
                    policy: str = "oracle-sjf", metric: str = "normalized_latency_mean") -> float:
