@@ -1,4 +1,4 @@
-"""The library's floors (README, "Layout"): a module imports only from its own floor or below, and no import
+"""The library's floors (docs/library.md, "Layout"): a module imports only from its own floor or below, and no import
 cycle exists between modules. Every import counts, also those inside functions; only imports under
 `if TYPE_CHECKING:` are exempt."""
 

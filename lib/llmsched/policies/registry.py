@@ -8,7 +8,7 @@
 Every place that names a policy (simulator sweeps, serving experiments, drivers, EngineConfig, the plug-in)
 carries a PolicySpec; its arguments are checked against the class when the spec is made, so a typo fails before
 a simulation starts or vLLM loads a model. Adding a policy: a module with a PolicyQueue subclass (a unique
-`name`), and one line in POLICIES below (README, "Adding a policy").
+`name`), and one line in POLICIES below (docs/library.md, "Adding a policy").
 """
 
 from __future__ import annotations
